@@ -1,0 +1,37 @@
+import traceback
+from importlib import import_module
+
+from django.apps import AppConfig, apps
+from django.utils.module_loading import module_has_submodule
+
+from . import metadata
+
+# App label -> traceback of an exercise whose admin.py failed to import.
+broken_admins = {}
+
+
+class WorkbookConfig(AppConfig):
+    name = "workbook"
+    verbose_name = "Workbook"
+
+    def ready(self):
+        discover_admins()
+
+
+def discover_admins():
+    """Import every app's admin.py, as Django's autodiscover does, but keep exercises apart.
+
+    A learner's half-written admin.py must not stop the other exercises from running: its
+    error is kept and reported by that exercise's tests alone.
+    """
+    exercise_labels = {exercise.label for exercise in metadata.exercises()}
+    for app_config in apps.get_app_configs():
+        if not module_has_submodule(app_config.module, "admin"):
+            continue
+        if app_config.label not in exercise_labels:
+            import_module(f"{app_config.name}.admin")
+            continue
+        try:
+            import_module(f"{app_config.name}.admin")
+        except Exception:
+            broken_admins[app_config.label] = traceback.format_exc()

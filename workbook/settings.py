@@ -1,0 +1,73 @@
+"""Django settings for the workbook: every exercise is an installed app of one small project.
+
+For local learning only: the secret key is public and DEBUG is on.
+"""
+
+from . import switch
+from .metadata import ROOT, exercises
+
+switch.install()
+
+SECRET_KEY = "workbook-local-only-not-secret"
+DEBUG = True
+ALLOWED_HOSTS = ["localhost", "127.0.0.1", "testserver"]
+
+INSTALLED_APPS = [
+    # The workbook imports each exercise's admin.py itself (see workbook.apps), so that a
+    # typo in one exercise fails that exercise's tests instead of every run.
+    "django.contrib.admin.apps.SimpleAdminConfig",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "workbook",
+    *(exercise.module for exercise in exercises()),
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "workbook.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": switch.solution_template_dirs(),
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": ROOT / "db.sqlite3",
+    }
+}
+
+# Tests only need to tell users apart, not to resist brute force.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Django 6.1 configures mail with MAILERS (EMAIL_BACKEND is deprecated); tests swap in locmem.
+MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}

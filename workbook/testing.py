@@ -1,0 +1,92 @@
+"""What the graded tests share: drive the changelist as a browser does, and fail with a lesson.
+
+Every failure a learner sees should say what was done, what came back and what to do next,
+without a traceback into this module.
+"""
+
+import pytest
+from django.contrib.admin import helpers
+from django.urls import reverse
+
+
+def expect(condition, message):
+    """Fail the test with `message` alone (no traceback) unless `condition` holds."""
+    __tracebackhide__ = True
+    if not condition:
+        pytest.fail(message, pytrace=False)
+
+
+def changelist_url(model, query="", site="admin"):
+    opts = model._meta
+    url = reverse(f"{site}:{opts.app_label}_{opts.model_name}_changelist")
+    return f"{url}?{query}" if query else url
+
+
+def offered_actions(client, model, query="", site="admin"):
+    """The action dropdown of the changelist page, as {name: label}, without the blank choice."""
+    __tracebackhide__ = True
+    response = client.get(changelist_url(model, query, site))
+    expect(
+        response.status_code == 200,
+        f"GET {changelist_url(model, query, site)} answered {response.status_code}, not 200.",
+    )
+    form = response.context["action_form"]
+    if form is None:
+        return {}
+    return {name: str(label) for name, label in form.fields["action"].choices if name}
+
+
+def expect_action_offered(client, model, name, description=None, site="admin"):
+    """Fail with directions unless the changelist offers action `name` (with `description`)."""
+    __tracebackhide__ = True
+    offered = offered_actions(client, model, site=site)
+    admin_class = f"{model.__name__}Admin"
+    expect(
+        name in offered,
+        f"The {model.__name__} changelist offers no action named '{name}'.\n"
+        f"Actions offered now: {', '.join(sorted(offered)) or 'none'}.\n"
+        f"Write a method {name}(self, request, queryset) on {admin_class}, decorate it with "
+        f"@admin.action(description=...), and add \"{name}\" to {admin_class}.actions.",
+    )
+    if description is not None:
+        expect(
+            offered[name] == description,
+            f"The action '{name}' is labelled {offered[name]!r} in the dropdown; "
+            f"expected {description!r}. Set it with @admin.action(description=...).",
+        )
+
+
+def post_action(client, model, action, selected, *, select_across=False, query="",
+                site="admin", follow=True, **extra):
+    """POST the changelist's action form: what pressing the action button sends.
+
+    `selected` are the ticked rows' primary keys (`_selected_action`); `index` says which of
+    the page's two action bars was used; `select_across` is "Select all N" across pages.
+    """
+    data = {
+        "action": action,
+        "index": 0,
+        "select_across": "1" if select_across else "0",
+        helpers.ACTION_CHECKBOX_NAME: [str(pk) for pk in selected],
+        **extra,
+    }
+    return client.post(changelist_url(model, query, site), data, follow=follow)
+
+
+def messages_of(response):
+    """(level_tag, text) of each message shown on the page the response ended on."""
+    return [(m.level_tag, str(m)) for m in response.context["messages"]]
+
+
+def expect_message(response, level_tag, text, action):
+    """Fail unless the page shows exactly the message `text` at `level_tag`."""
+    __tracebackhide__ = True
+    shown = messages_of(response)
+    shown_text = "\n".join(f"  [{tag}] {msg}" for tag, msg in shown) or "  (no message at all)"
+    expect(
+        (level_tag, text) in shown,
+        f"After running '{action}' the changelist should show:\n  [{level_tag}] {text}\n"
+        f"It shows:\n{shown_text}\n"
+        f"Call self.message_user(request, message, messages.{level_tag.upper()}) with a "
+        "message built by ngettext, so one article and many both read right.",
+    )
