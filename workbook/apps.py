@@ -33,5 +33,15 @@ def discover_admins():
             continue
         try:
             import_module(f"{app_config.name}.admin")
-        except Exception:
-            broken_admins[app_config.label] = traceback.format_exc()
+        except Exception as error:
+            broken_admins[app_config.label] = _learner_traceback(error)
+
+
+def _learner_traceback(error):
+    """The traceback of `error` with only the frames of the exercise and solution files."""
+    report = traceback.TracebackException.from_exception(error)
+    folders = (str(metadata.EXERCISES_DIR), str(metadata.SOLUTIONS_DIR))
+    report.stack = traceback.StackSummary.from_list(
+        [frame for frame in report.stack if frame.filename.startswith(folders)]
+    )
+    return "".join(report.format())

@@ -28,7 +28,8 @@ def offered_actions(client, model, query="", site="admin"):
     response = client.get(changelist_url(model, query, site))
     expect(
         response.status_code == 200,
-        f"GET {changelist_url(model, query, site)} answered {response.status_code}, not 200.",
+        f"GET {changelist_url(model, query, site)} answered {response.status_code}, not 200. "
+        f"Is {model.__name__}Admin still registered with @admin.register({model.__name__})?",
     )
     form = response.context["action_form"]
     if form is None:
