@@ -6,7 +6,7 @@ without a traceback into this module.
 
 import pytest
 from django.contrib.admin import helpers
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 
 
 def expect(condition, message):
@@ -17,8 +17,16 @@ def expect(condition, message):
 
 
 def changelist_url(model, query="", site="admin"):
+    __tracebackhide__ = True
     opts = model._meta
-    url = reverse(f"{site}:{opts.app_label}_{opts.model_name}_changelist")
+    try:
+        url = reverse(f"{site}:{opts.app_label}_{opts.model_name}_changelist")
+    except NoReverseMatch:
+        pytest.fail(
+            f"The admin has no {model.__name__} changelist. Keep {model.__name__}Admin "
+            f"registered with @admin.register({model.__name__}).",
+            pytrace=False,
+        )
     return f"{url}?{query}" if query else url
 
 
@@ -28,8 +36,7 @@ def offered_actions(client, model, query="", site="admin"):
     response = client.get(changelist_url(model, query, site))
     expect(
         response.status_code == 200,
-        f"GET {changelist_url(model, query, site)} answered {response.status_code}, not 200. "
-        f"Is {model.__name__}Admin still registered with @admin.register({model.__name__})?",
+        f"GET {changelist_url(model, query, site)} answered {response.status_code}, not 200.",
     )
     form = response.context["action_form"]
     if form is None:
