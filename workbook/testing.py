@@ -4,6 +4,9 @@ Every failure a learner sees should say what was done, what came back and what t
 without a traceback into this module.
 """
 
+import csv
+import io
+
 import pytest
 from django.contrib.admin import helpers
 from django.urls import NoReverseMatch, reverse
@@ -99,3 +102,39 @@ def expect_message(response, level_tag, text, action):
         f"Call self.message_user(request, message, messages.{level_tag.upper()}) with a "
         "message built by ngettext, so one article and many both read right.",
     )
+
+
+def expect_download(response, action, content_type, filename):
+    """Fail unless `response` is a file download with this type and file name."""
+    __tracebackhide__ = True
+    expect(
+        response.status_code == 200,
+        f"'{action}' answered {response.status_code}"
+        + (f" (a redirect to {response.url})" if response.status_code == 302 else "")
+        + ", not 200 with a file. An action that produces a file returns the response "
+        "holding it; returning None sends the user back to the changelist.",
+    )
+    expect(
+        response.get("Content-Type") == content_type,
+        f"The download's Content-Type is {response.get('Content-Type')!r}; "
+        f"expected {content_type!r}.",
+    )
+    disposition = f'attachment; filename="{filename}"'
+    expect(
+        response.get("Content-Disposition") == disposition,
+        f"The download's Content-Disposition is {response.get('Content-Disposition')!r}; "
+        f"expected {disposition!r}, which makes the browser save it as {filename}.",
+    )
+
+
+def content_of(response):
+    """The whole body, whether the response streams or not."""
+    if response.streaming:
+        return b"".join(response.streaming_content)
+    return response.content
+
+
+def csv_rows(response):
+    """The rows of a CSV download, read back with Python's csv module, as UTF-8."""
+    text = content_of(response).decode("utf-8")
+    return list(csv.reader(io.StringIO(text, newline="")))
