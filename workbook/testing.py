@@ -6,6 +6,7 @@ without a traceback into this module.
 
 import csv
 import io
+from html.parser import HTMLParser
 
 import pytest
 from django.contrib.admin import helpers
@@ -138,3 +139,66 @@ def csv_rows(response):
     """The rows of a CSV download, read back with Python's csv module, as UTF-8."""
     text = content_of(response).decode("utf-8")
     return list(csv.reader(io.StringIO(text, newline="")))
+
+
+class _Forms(HTMLParser):
+    """The forms of a page, each as its action and its fields, as a browser would see them."""
+
+    def __init__(self):
+        super().__init__()
+        self.forms = []
+        self.links = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "form":
+            self.forms.append({"action": attrs.get("action"), "fields": [], "buttons": []})
+        elif tag in ("input", "button") and self.forms and attrs.get("name"):
+            kind = attrs.get("type", "submit" if tag == "button" else "text")
+            entry = (attrs["name"], attrs.get("value", ""))
+            self.forms[-1]["buttons" if kind == "submit" else "fields"].append(entry)
+        elif tag == "a" and "href" in attrs:
+            self.links.append(attrs["href"])
+
+
+def parse_page(response):
+    parser = _Forms()
+    parser.feed(response.content.decode())
+    return parser
+
+
+def form_with_button(response, button):
+    """The page's form that has a submit button named `button`, or None."""
+    return next(
+        (f for f in parse_page(response).forms if any(n == button for n, _ in f["buttons"])),
+        None,
+    )
+
+
+def submit_form(client, response, button, follow=True):
+    """Press the button named `button` on the page `response` shows, as a browser would."""
+    __tracebackhide__ = True
+    form = form_with_button(response, button)
+    expect(form is not None, f"The page has no form with a submit button named {button!r}.")
+    data = {}
+    for name, value in form["fields"]:
+        data.setdefault(name, []).append(value)
+    data[button] = dict(form["buttons"])[button]
+    # A form without an action attribute posts to the page's own URL, query string included.
+    url = form["action"] or response.wsgi_request.get_full_path()
+    return client.post(url, data, follow=follow)
+
+
+def login_staff(client, user_model, model, *codenames):
+    """Log `client` in as a staff user who has only these permissions on `model`."""
+    from django.contrib.auth.models import Permission
+
+    user = user_model.objects.create_user("staff", is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(
+            content_type__app_label=model._meta.app_label,
+            codename__in=[f"{codename}_{model._meta.model_name}" for codename in codenames],
+        )
+    )
+    client.force_login(user)
+    return user
