@@ -1,12 +1,13 @@
 """Keep the lessons' code the code that runs.
 
-A Python block in a lesson is preceded by a marker naming where it comes from:
+Every code block in a lesson (except ```console commands) is preceded by a marker naming
+where it comes from:
 
     <!-- source: solutions/01_basic_action/admin.py ArticleAdmin.make_published -->
 
-followed by a ```python fence holding that function or class, as written in the file (the
-qualified name may be left out to include the whole file). `check()` finds blocks that drifted
-or have no source; `sync()` rewrites them from their sources.
+followed by a fence holding that Python function or class as written in the file, or, without
+a qualified name, the whole file (a template, say). `check()` finds blocks that drifted or
+have no source; `sync()` rewrites them from their sources.
 """
 
 import ast
@@ -18,10 +19,10 @@ from .metadata import ROOT
 LESSONS_DIR = ROOT / "lessons"
 BLOCK = re.compile(
     r"(?P<marker><!-- source: (?P<path>\S+)(?: (?P<name>[\w.]+))? -->\n)"
-    r"```python\n(?P<code>.*?)```\n",
+    r"(?P<fence>```\w+\n)(?P<code>.*?)```\n",
     re.DOTALL,
 )
-PYTHON_FENCE = re.compile(r"^```python\n", re.MULTILINE)
+CODE_FENCE = re.compile(r"^```(?!console)\w+\n", re.MULTILINE)
 
 
 def extract(path, qualname=None):
@@ -57,12 +58,12 @@ def check(lesson):
     """Problems in one lesson, as readable lines; empty when every block matches its source."""
     text = lesson.read_text()
     problems = []
-    sourced = {m.start("code") - len("```python\n") for m in BLOCK.finditer(text)}
-    for fence in PYTHON_FENCE.finditer(text):
+    sourced = {m.start("fence") for m in BLOCK.finditer(text)}
+    for fence in CODE_FENCE.finditer(text):
         if fence.start() not in sourced:
             line = text.count("\n", 0, fence.start()) + 1
             problems.append(
-                f"{lesson.name}:{line}: a python block without a <!-- source: ... --> marker"
+                f"{lesson.name}:{line}: a code block without a <!-- source: ... --> marker"
             )
     for match in BLOCK.finditer(text):
         line = text.count("\n", 0, match.start()) + 1
@@ -80,7 +81,7 @@ def check(lesson):
 def sync(lesson):
     """Rewrite every sourced block of `lesson` from its source; True if anything changed."""
     text = lesson.read_text()
-    new = BLOCK.sub(lambda m: f"{m['marker']}```python\n{_expected(m)}```\n", text)
+    new = BLOCK.sub(lambda m: f"{m['marker']}{m['fence']}{_expected(m)}```\n", text)
     if new != text:
         lesson.write_text(new)
     return new != text

@@ -61,3 +61,16 @@ def test_the_loaded_admin_comes_from_the_mode_in_force():
     admin_module = sys.modules["exercises.01_basic_action.admin"]
     folder = metadata.SOLUTIONS_DIR if switch.solutions_mode() else metadata.EXERCISES_DIR
     assert admin_module.__file__ == str(folder / "01_basic_action" / "admin.py")
+
+
+def test_the_lesson_check_catches_drift_and_unsourced_code(tmp_path):
+    lesson = tmp_path / "99_demo.md"
+    lesson.write_text(
+        "<!-- source: workbook/metadata.py find -->\n```python\ndef find(name): ...\n```\n\n"
+        "```python\nprint('from nowhere')\n```\n\n```console\npytest\n```\n"
+    )
+    problems = "\n".join(lessons.check(lesson))
+    assert "99_demo.md:1: the block differs from workbook/metadata.py find" in problems
+    assert "99_demo.md:6: a code block without a <!-- source" in problems
+    assert lessons.sync(lesson)
+    assert len(lessons.check(lesson)) == 1  # synced; the unsourced block remains
