@@ -10,6 +10,7 @@ from html.parser import HTMLParser
 
 import pytest
 from django.contrib.admin import helpers
+from django.core.mail.backends import locmem
 from django.urls import NoReverseMatch, reverse
 
 
@@ -189,16 +190,28 @@ def submit_form(client, response, button, follow=True):
     return client.post(url, data, follow=follow)
 
 
-def login_staff(client, user_model, model, *codenames):
-    """Log `client` in as a staff user who has only these permissions on `model`."""
+def login_staff(client, user_model, *permissions, username="staff", email=""):
+    """Log `client` in as a staff user holding only `permissions` ("app_label.codename")."""
     from django.contrib.auth.models import Permission
 
-    user = user_model.objects.create_user("staff", is_staff=True)
-    user.user_permissions.set(
-        Permission.objects.filter(
-            content_type__app_label=model._meta.app_label,
-            codename__in=[f"{codename}_{model._meta.model_name}" for codename in codenames],
+    user = user_model.objects.create_user(username, email=email, is_staff=True)
+    for permission in permissions:
+        app_label, codename = permission.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
         )
-    )
     client.force_login(user)
     return user
+
+
+class RecordingEmailBackend(locmem.EmailBackend):
+    """The test outbox, also recording each send_messages() call as (connection, count).
+
+    Point MAILERS at it to see how many connections an action opened for its emails.
+    """
+
+    batches = []
+
+    def send_messages(self, messages):
+        RecordingEmailBackend.batches.append((id(self), len(messages)))
+        return super().send_messages(messages)

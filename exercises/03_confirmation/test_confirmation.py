@@ -314,7 +314,9 @@ def test_a_user_without_delete_permission_is_neither_offered_it_nor_obeyed(
 ):
     expect_action_offered(admin_client, Article, ACTION)
     articles = make_articles(admin_user, 2)
-    login_staff(client, django_user_model, Article, "view", "change")
+    login_staff(
+        client, django_user_model, "confirmation.view_article", "confirmation.change_article"
+    )
 
     offered = offered_actions(client, Article)
     forged = post_action(client, Article, ACTION, [a.pk for a in articles], apply="yes")
