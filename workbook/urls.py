@@ -1,6 +1,18 @@
+from importlib import import_module
+
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from django.utils.module_loading import module_has_submodule
+
+from .metadata import exercises
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+]
+
+# An exercise that needs URLs of its own (an admin site, say) gets them under /<label>/.
+urlpatterns += [
+    path(f"{exercise.label}/", include(f"{exercise.module}.urls"))
+    for exercise in exercises()
+    if module_has_submodule(import_module(exercise.module), "urls")
 ]
