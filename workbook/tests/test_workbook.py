@@ -74,3 +74,20 @@ def test_the_lesson_check_catches_drift_and_unsourced_code(tmp_path):
     assert "99_demo.md:6: a code block without a <!-- source" in problems
     assert lessons.sync(lesson)
     assert len(lessons.check(lesson)) == 1  # synced; the unsourced block remains
+
+
+def test_the_shipped_migrations_apply_and_match_the_models(tmp_path):
+    """The graded tests build their database from the models; the demo and CI migrate."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "WORKBOOK_DB": str(tmp_path / "migrated.sqlite3")}
+    env.pop(switch.ENV_VAR, None)
+    manage = [sys.executable, str(metadata.ROOT / "manage.py")]
+    migrate = subprocess.run([*manage, "migrate"], env=env, capture_output=True, text=True)
+    assert migrate.returncode == 0, migrate.stderr
+    check = subprocess.run(
+        [*manage, "makemigrations", "--check", "--dry-run"], env=env, capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, "Models changed without a migration:\n" + check.stdout
