@@ -208,7 +208,8 @@ def update_docs(table):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="workbook bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="workbook bench", description=__doc__)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--variant", choices=VARIANTS, action="append")

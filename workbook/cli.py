@@ -3,6 +3,7 @@
     python -m workbook            your progress on every exercise, and what to do next
     python -m workbook verify     prove the invariants: stubs fail, answers pass, lessons match
     python -m workbook lessons    check the lessons' code against its sources (--sync rewrites)
+    python -m workbook bench      measure the CSV export through the admin (see --help)
 """
 
 import argparse
@@ -157,12 +158,30 @@ def lessons_command(args):
     return 1 if problems else 0
 
 
-def main(argv=None):
+def bench_command(args):
+    """Measure the CSV export through the admin: rows/s, queries, memory (see bench --help)."""
+    from . import bench
+
+    return bench.main(args.rest)
+
+
+def build_parser():
     parser = argparse.ArgumentParser(prog="workbook", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("verify", help=verify.__doc__)
     sync = commands.add_parser("lessons", help=lessons_command.__doc__)
     sync.add_argument("--sync", action="store_true", help="rewrite blocks from their sources")
-    args = parser.parse_args(argv)
-    handler = {"verify": verify, "lessons": lessons_command}.get(args.command, board)
-    return handler(args)
+    # Its options are bench's own: parse_known_args hands them on untouched.
+    commands.add_parser("bench", help=bench_command.__doc__, add_help=False)
+    return parser
+
+
+HANDLERS = {"verify": verify, "lessons": lessons_command, "bench": bench_command}
+
+
+def main(argv=None):
+    parser = build_parser()
+    args, args.rest = parser.parse_known_args(argv)
+    if args.rest and args.command != "bench":
+        parser.error(f"unrecognized arguments: {' '.join(args.rest)}")
+    return HANDLERS.get(args.command, board)(args)
