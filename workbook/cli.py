@@ -3,6 +3,7 @@
     python -m workbook            your progress on every exercise, and what to do next
     python -m workbook verify     prove the invariants: stubs fail, answers pass, lessons match
     python -m workbook lessons    check the lessons' code against its sources (--sync rewrites)
+    python -m workbook notebooks  check the notebooks' outputs with nbval (--execute re-runs them)
     python -m workbook bench      measure the CSV export through the admin (see --help)
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 from . import lessons, metadata
 
 ROOT = metadata.ROOT
+NBVAL = ["-p", "nbval", "--nbval", "--nbval-current-env", "notebooks/"]
 
 
 def run_pytest(*args, solutions=False, quiet=True):
@@ -106,7 +108,7 @@ def verify(_args):
     """Stubs fail every graded test, answers pass them all, and the lessons match the code."""
     failures = []
 
-    print("== 1/2: the untouched stubs (learner mode): every graded test must fail", flush=True)
+    print("== 1/3: the untouched stubs (learner mode): every graded test must fail", flush=True)
     code, stubs, output = run_pytest("exercises", "-q", "-p", "no:cacheprovider")
     print(output.rstrip().splitlines()[-1] if output.strip() else "(no output)")
     if stubs is None:
@@ -123,7 +125,7 @@ def verify(_args):
                 + ", ".join(stubs["modules_from_solutions"])
             )
 
-    print("== 2/2: the reference answers (--solutions) and the workbook's own checks", flush=True)
+    print("== 2/3: the reference answers (--solutions) and the workbook's own checks", flush=True)
     code, answers, _ = run_pytest("exercises", "workbook/tests", solutions=True, quiet=False)
     if answers is None or code != 0:
         failures.append(f"pytest --solutions exited {code}")
@@ -133,6 +135,14 @@ def verify(_args):
             only = {t["nodeid"] for t in stubs["tests"]} ^ {t["nodeid"] for t in answers["tests"]}
             failures += [f"collected in one mode only: {n}" for n in sorted(only)]
 
+    print("== 3/3: the notebooks, against their committed outputs (nbval)", flush=True)
+    code = subprocess.call([sys.executable, "-m", "pytest", *NBVAL], cwd=ROOT)
+    if code != 0:
+        failures.append(
+            f"nbval exited {code}: re-run the notebooks with `python -m workbook notebooks "
+            "--execute` if the change in their output is intended"
+        )
+
     graded = len(answers["tests"]) if answers else 0
     if failures:
         print("\nworkbook verify found problems:")
@@ -141,7 +151,7 @@ def verify(_args):
         return 1
     print(
         f"\nAll {graded} graded tests fail on the stubs and pass on the reference answers; "
-        "learner mode never imported solutions/."
+        "learner mode never imported solutions/; the notebooks match their outputs."
     )
     print(f"verify: {graded} passed, 0 failed")
     return 0
@@ -158,6 +168,42 @@ def lessons_command(args):
     return 1 if problems else 0
 
 
+def notebooks_command(args):
+    """Check the notebooks' committed outputs with nbval; --execute re-runs and saves them."""
+    if not args.execute:
+        return subprocess.call([sys.executable, "-m", "pytest", *NBVAL], cwd=ROOT)
+    import nbformat
+    from nbclient import NotebookClient
+
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        # No timing metadata: re-running an unchanged notebook leaves the file unchanged.
+        for cell in notebook.cells:
+            cell.metadata.pop("execution", None)
+        NotebookClient(
+            notebook, record_timing=False, resources={"metadata": {"path": str(path.parent)}}
+        ).execute()
+        for cell in notebook.cells:
+            if cell.cell_type == "code":
+                cell.outputs = _merged_streams(cell.outputs)
+        nbformat.write(notebook, path)
+        print(f"executed {path.relative_to(ROOT)}")
+    return 0
+
+
+def _merged_streams(outputs):
+    """Join consecutive prints to one stream: how the kernel split them is timing, not content."""
+    merged = []
+    for output in outputs:
+        previous = merged[-1] if merged else None
+        if (output.output_type == "stream" and previous is not None
+                and previous.output_type == "stream" and previous.name == output.name):
+            previous.text += output.text
+        else:
+            merged.append(output)
+    return merged
+
+
 def bench_command(args):
     """Measure the CSV export through the admin: rows/s, queries, memory (see bench --help)."""
     from . import bench
@@ -171,12 +217,19 @@ def build_parser():
     commands.add_parser("verify", help=verify.__doc__)
     sync = commands.add_parser("lessons", help=lessons_command.__doc__)
     sync.add_argument("--sync", action="store_true", help="rewrite blocks from their sources")
+    notebooks = commands.add_parser("notebooks", help=notebooks_command.__doc__)
+    notebooks.add_argument("--execute", action="store_true", help="re-run and save outputs")
     # Its options are bench's own: parse_known_args hands them on untouched.
     commands.add_parser("bench", help=bench_command.__doc__, add_help=False)
     return parser
 
 
-HANDLERS = {"verify": verify, "lessons": lessons_command, "bench": bench_command}
+HANDLERS = {
+    "verify": verify,
+    "lessons": lessons_command,
+    "notebooks": notebooks_command,
+    "bench": bench_command,
+}
 
 
 def main(argv=None):

@@ -40,7 +40,7 @@ class ArticleAdmin(admin.ModelAdmin):
             )
             self.message_user(
                 request,
-                f"No articles were deleted: {protectors} still refer to them. "
+                f"No articles were deleted: they are still in use by {protectors}. "
                 "Free them first.",
                 messages.ERROR,
             )

@@ -20,6 +20,7 @@ def test_every_exercise_folder_has_the_same_shape(exercise):
     for name in ("__init__.py", "apps.py", "models.py", "hints.md", "migrations/0001_initial.py"):
         assert (exercise.path / name).is_file(), f"{exercise.folder} lacks {name}"
     assert list(exercise.path.glob("test_*.py")), f"{exercise.folder} has no graded tests"
+    assert (metadata.ROOT / "notebooks" / f"{exercise.folder}.ipynb").is_file()
     apps_py = (exercise.path / "apps.py").read_text()
     assert f'label = "{exercise.label}"' in apps_py
 
