@@ -1,132 +1,138 @@
-"""The workbook's command line: where you stand, and the maintainers' proof that all is well.
+"""The workbook's command line: `workbook` (or `python -m workbook`) and its subcommands.
 
-    python -m workbook            your progress on every exercise, and what to do next
-    python -m workbook verify     prove the invariants: stubs fail, answers pass, lessons match
-    python -m workbook lessons    check the lessons' code against its sources (--sync rewrites)
-    python -m workbook notebooks  check the notebooks' outputs with nbval (--execute re-runs them)
-    python -m workbook bench      measure the CSV export through the admin (see --help)
+Each command's docstring is its help. Errors are one line on stderr and exit status 2.
 """
 
 import argparse
 import json
-import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from . import lessons, metadata
+from . import gitrepo, learner, lessons, metadata, progress
 
 ROOT = metadata.ROOT
 NBVAL = ["-p", "nbval", "--nbval", "--nbval-current-env", "notebooks/"]
 
 
-def run_pytest(*args, solutions=False, quiet=True):
-    """Run pytest in a fresh process; return (exit code, report dict, captured output)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        report = Path(tmp) / "report.json"
-        command = [sys.executable, "-m", "pytest", *args, f"--workbook-report={report}"]
-        if solutions:
-            command.append("--solutions")
-        env = {**os.environ}
-        env.pop("WORKBOOK_SOLUTIONS", None)
-        done = subprocess.run(
-            command, cwd=ROOT, env=env, text=True,
-            capture_output=quiet,
-        )
-        data = json.loads(report.read_text()) if report.exists() else None
-    return done.returncode, data, (done.stdout or "") + (done.stderr or "")
+class UsageError(Exception):
+    """Bad input: said in one line, exit status 2."""
 
 
-def _bar(done, total, width=20):
-    filled = round(width * done / total) if total else 0
-    return "[" + "#" * filled + "-" * (width - filled) + "]"
+def exercise_named(name):
+    exercise = metadata.find(name)
+    if exercise is None:
+        valid = ", ".join(f"{e.number} ({e.folder})" for e in metadata.exercises())
+        raise UsageError(f"no exercise {name!r}; choose one of: {valid}")
+    return exercise
 
 
-def board(_args):
-    """Show every exercise's tests and points, and the next thing to do."""
-    code, report, output = run_pytest("exercises", "-q", "-p", "no:cacheprovider")
+def board(args):
+    """Show every exercise's progress and what to do next (the default command)."""
+    code, report, output = progress.run_suites()
     if report is None:
         print(output)
-        print("workbook: the tests could not run; the output above says why.")
-        return 2
-    tests = report["tests"]
-    print("Django admin actions workbook: your progress\n")
-    next_step = None
-    for exercise in metadata.exercises():
-        mine = [t for t in tests if t["exercise"] == exercise.folder]
-        passed = [t for t in mine if t["outcome"] == "passed"]
-        points = sum(t["points"] for t in passed)
-        print(
-            f"  {exercise.folder:<20} {_bar(len(passed), len(mine))} "
-            f"{len(passed):>2}/{len(mine):<2} tests  {points:>2}/{exercise.points:<2} points"
-            f"  {exercise.title}"
-        )
-        failing = sorted(t["task"] for t in mine if t["outcome"] != "passed")
-        if next_step is None and failing:
-            next_step = (exercise, failing[0])
-    print()
-    if next_step is None:
-        print("Every exercise passes. Well done!")
-        return 0
-    exercise, task = next_step
-    activated = os.environ.get("VIRTUAL_ENV")
-    pytest_cmd = "pytest" if activated else os.path.relpath(Path(sys.prefix) / "bin" / "pytest")
-    print(f"Next: exercise {exercise.folder}, task {task}: {exercise.tasks[task - 1]}")
-    print(f"  read   {exercise.lesson}  (## Task {task})")
-    for name in exercise.learner_files:
-        print(f"  edit   exercises/{exercise.folder}/{name}")
-    print(f"  check  {pytest_cmd} exercises/{exercise.folder}")
-    print(f"  stuck? {exercise.hints}  (## Task {task})")
-    if not activated:
-        print("\nTip: `source .venv/bin/activate` puts pytest and python from the workbook on your PATH.")
+        raise UsageError("the tests could not run; the output above says why")
+    print("\n".join(progress.board(report)))
     return 0
 
 
-def _problems_with_metadata(report):
-    """Tasks and points in exercises.toml that the graded tests do not back up."""
-    problems = []
-    for exercise in metadata.exercises():
-        mine = [t for t in report["tests"] if t["exercise"] == exercise.folder]
-        tasks = {t["task"] for t in mine}
-        expected_tasks = set(range(1, len(exercise.tasks) + 1))
-        if tasks != expected_tasks:
-            problems.append(
-                f"{exercise.folder}: tests cover tasks {sorted(tasks)}, exercises.toml lists "
-                f"{sorted(expected_tasks)}"
-            )
-        total = sum(t["points"] for t in mine)
-        if total != exercise.points:
-            problems.append(
-                f"{exercise.folder}: the graded tests are worth {total} points, "
-                f"exercises.toml says {exercise.points}"
-            )
-    return problems
+def test(args):
+    """Run one exercise's tests, e.g. `workbook test 3` or `workbook test 03_confirmation`."""
+    exercise = exercise_named(args.exercise)
+    extra = ["--solutions"] if args.solutions else []
+    return subprocess.call(
+        [sys.executable, "-m", "pytest", f"exercises/{exercise.folder}", *extra], cwd=ROOT
+    )
 
 
-def verify(_args):
-    """Stubs fail every graded test, answers pass them all, and the lessons match the code."""
+def hint(args):
+    """Reveal the next hint of an exercise: one more each time you ask."""
+    print("\n".join(learner.next_hint(exercise_named(args.exercise))))
+    return 0
+
+
+def diff(args):
+    """Show your files against the reference answer, as a unified diff."""
+    exercise = exercise_named(args.exercise)
+    text = learner.diff(exercise)
+    print(text.rstrip() if text else f"Your files in exercises/{exercise.folder} match the answer.")
+    return 0
+
+
+def reset(args):
+    """Put an exercise's stubs back, keeping a backup of your version (it says where)."""
+    print("\n".join(learner.reset(exercise_named(args.exercise))))
+    return 0
+
+
+def solutions_branch(args):
+    """Create or update the git branch `solutions`, with every stub replaced by its answer.
+
+    Your branch, index and working tree stay as they are.
+    """
+    commit, created, changed = gitrepo.solutions_branch()
+    state = "created" if created else "updated" if changed else "already up to date"
+    print(f"Branch '{gitrepo.BRANCH}' {state} at {commit[:10]}.")
+    print(f"Compare your work with the answers:  git diff {gitrepo.BRANCH} -- exercises/")
+    return 0
+
+
+def grade(args):
+    """Grade every exercise: points per test and exercise, total and percentage."""
+    code, report, output = progress.run_suites()
+    if report is None:
+        print(output)
+        raise UsageError("the tests could not run; the output above says why")
+    graded = progress.results(report)
+    print("\n".join(progress.grade_table(graded)))
+    if args.json:
+        Path(args.json).write_text(json.dumps(graded, indent=2) + "\n")
+        print(f"Wrote {args.json}")
+    if args.junit:
+        Path(args.junit).write_text(progress.junit(report))
+        print(f"Wrote {args.junit}")
+    return 0
+
+
+def watch(args):
+    """Re-run an exercise's tests each time you save (the first unfinished one by default)."""
+    if args.exercise:
+        exercise = exercise_named(args.exercise)
+    else:
+        code, report, output = progress.run_suites()
+        step = progress.next_step(report) if report else None
+        exercise = step[0] if step else metadata.exercises()[0]
+    return learner.watch(exercise, max_runs=args.max_runs)
+
+
+def verify(args):
+    """Prove the invariants: stubs fail, answers pass, lessons and notebooks match."""
     failures = []
 
     print("== 1/3: the untouched stubs (learner mode): every graded test must fail", flush=True)
-    code, stubs, output = run_pytest("exercises", "-q", "-p", "no:cacheprovider")
+    code, stubs, output = progress.run_suites()
     print(output.rstrip().splitlines()[-1] if output.strip() else "(no output)")
     if stubs is None:
         failures.append("learner mode did not run:\n" + output)
     else:
-        for test in stubs["tests"]:
-            if test["outcome"] != "failed":
-                failures.append(f"stub: {test['nodeid']} {test['outcome']}, expected failed")
-            elif not test["message"]:
-                failures.append(f"stub: {test['nodeid']} failed without a message")
+        for result in stubs["tests"]:
+            if result["outcome"] != "failed":
+                failures.append(f"stub: {result['nodeid']} {result['outcome']}, expected failed")
+            elif not result["message"]:
+                failures.append(f"stub: {result['nodeid']} failed without a message")
         if stubs["modules_from_solutions"]:
             failures.append(
                 "learner mode imported reference answers: "
                 + ", ".join(stubs["modules_from_solutions"])
             )
+    if gitrepo.current_blobs() != gitrepo.stub_blobs():
+        failures.append("a stub changed: run `python3 -m workbook stubs --update` and commit")
 
     print("== 2/3: the reference answers (--solutions) and the workbook's own checks", flush=True)
-    code, answers, _ = run_pytest("exercises", "workbook/tests", solutions=True, quiet=False)
+    code, answers, _ = progress.run_suites(
+        "exercises", "workbook/tests", solutions=True, quiet=False
+    )
     if answers is None or code != 0:
         failures.append(f"pytest --solutions exited {code}")
     if answers is not None:
@@ -157,8 +163,28 @@ def verify(_args):
     return 0
 
 
+def _problems_with_metadata(report):
+    """Tasks and points in exercises.toml that the graded tests do not back up."""
+    problems = []
+    for exercise, mine in progress.by_exercise(report):
+        tasks = {t["task"] for t in mine}
+        expected_tasks = set(range(1, len(exercise.tasks) + 1))
+        if tasks != expected_tasks:
+            problems.append(
+                f"{exercise.folder}: tests cover tasks {sorted(tasks)}, exercises.toml lists "
+                f"{sorted(expected_tasks)}"
+            )
+        total = sum(t["points"] for t in mine)
+        if total != exercise.points:
+            problems.append(
+                f"{exercise.folder}: the graded tests are worth {total} points, "
+                f"exercises.toml says {exercise.points}"
+            )
+    return problems
+
+
 def lessons_command(args):
-    """Check that every Python block in lessons/ is the code it names (--sync rewrites them)."""
+    """Check that every code block in lessons/ is the code it names (--sync rewrites them)."""
     problems = []
     for lesson in lessons.lessons():
         if args.sync and lessons.sync(lesson):
@@ -204,6 +230,18 @@ def _merged_streams(outputs):
     return merged
 
 
+def stubs_command(args):
+    """Check that workbook/stubs.json records the stubs as they are (--update records them)."""
+    if args.update:
+        gitrepo.update_stubs()
+        print(f"Recorded {len(gitrepo.stub_blobs())} stubs in workbook/stubs.json: commit it.")
+        return 0
+    if gitrepo.current_blobs() != gitrepo.stub_blobs():
+        raise UsageError("a stub differs from workbook/stubs.json (maintainers: --update)")
+    print("workbook/stubs.json matches the stubs.")
+    return 0
+
+
 def bench_command(args):
     """Measure the CSV export through the admin: rows/s, queries, memory (see bench --help)."""
     from . import bench
@@ -212,22 +250,48 @@ def bench_command(args):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="workbook", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command")
-    commands.add_parser("verify", help=verify.__doc__)
-    sync = commands.add_parser("lessons", help=lessons_command.__doc__)
-    sync.add_argument("--sync", action="store_true", help="rewrite blocks from their sources")
-    notebooks = commands.add_parser("notebooks", help=notebooks_command.__doc__)
-    notebooks.add_argument("--execute", action="store_true", help="re-run and save outputs")
-    # Its options are bench's own: parse_known_args hands them on untouched.
+    parser = argparse.ArgumentParser(
+        prog="workbook", description="Learn Django admin actions by making failing tests pass.",
+        epilog="Without a command: your progress on every exercise, and what to do next.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="command")
+
+    def command(name, handler):
+        return commands.add_parser(
+            name, help=handler.__doc__.splitlines()[0], description=handler.__doc__
+        )
+
+    def exercise_argument(sub, **options):
+        sub.add_argument("exercise", help="number or name, e.g. 3 or 03_confirmation", **options)
+
+    sub = command("test", test)
+    exercise_argument(sub)
+    sub.add_argument("--solutions", action="store_true", help="test the reference answer")
+    for name, handler in (("hint", hint), ("diff", diff), ("reset", reset)):
+        exercise_argument(command(name, handler))
+    command("solutions-branch", solutions_branch)
+    sub = command("grade", grade)
+    sub.add_argument("--json", metavar="FILE", help="write Exercism-style results.json (v3)")
+    sub.add_argument("--junit", metavar="FILE", help="write JUnit XML")
+    sub = command("watch", watch)
+    exercise_argument(sub, nargs="?")
+    sub.add_argument("--max-runs", type=int, help=argparse.SUPPRESS)
+    command("verify", verify)
+    sub = command("lessons", lessons_command)
+    sub.add_argument("--sync", action="store_true", help="rewrite blocks from their sources")
+    sub = command("notebooks", notebooks_command)
+    sub.add_argument("--execute", action="store_true", help="re-run them and save the outputs")
+    sub = command("stubs", stubs_command)
+    sub.add_argument("--update", action="store_true", help="record the stubs as they are now")
+    # bench's options are its own: parse_known_args hands them on untouched.
     commands.add_parser("bench", help=bench_command.__doc__, add_help=False)
     return parser
 
 
 HANDLERS = {
-    "verify": verify,
-    "lessons": lessons_command,
-    "notebooks": notebooks_command,
+    "test": test, "hint": hint, "diff": diff, "reset": reset,
+    "solutions-branch": solutions_branch, "grade": grade, "watch": watch, "verify": verify,
+    "lessons": lessons_command, "notebooks": notebooks_command, "stubs": stubs_command,
     "bench": bench_command,
 }
 
@@ -237,4 +301,8 @@ def main(argv=None):
     args, args.rest = parser.parse_known_args(argv)
     if args.rest and args.command != "bench":
         parser.error(f"unrecognized arguments: {' '.join(args.rest)}")
-    return HANDLERS.get(args.command, board)(args)
+    try:
+        return HANDLERS.get(args.command, board)(args)
+    except (UsageError, gitrepo.GitError) as error:
+        print(f"workbook: {error}", file=sys.stderr)
+        return 2

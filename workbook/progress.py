@@ -1,0 +1,168 @@
+"""Where a learner stands: one pytest run over every suite, shown as a board or graded.
+
+Grades follow Exercism's test-runner results.json (version 3: an overall status, and per test
+its name, status, message and task id), with points added; JUnit XML serves CI-based graders.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from . import metadata
+
+
+def run_suites(*paths, solutions=False, quiet=True):
+    """Run pytest once over `paths` (every exercise by default).
+
+    Returns (exit code, report, output); report is None when pytest could not run the tests.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.json"
+        command = [
+            sys.executable, "-m", "pytest", *(paths or ["exercises"]), "-p", "no:cacheprovider",
+            f"--workbook-report={report}", *(["--solutions"] if solutions else ["-q"]),
+        ]
+        env = {key: value for key, value in os.environ.items() if key != "WORKBOOK_SOLUTIONS"}
+        done = subprocess.run(command, cwd=metadata.ROOT, env=env, text=True,
+                              capture_output=quiet)
+        data = json.loads(report.read_text()) if report.exists() else None
+    return done.returncode, data, (done.stdout or "") + (done.stderr or "")
+
+
+def by_exercise(report):
+    """[(exercise, its test results)] in the workbook's order."""
+    return [
+        (exercise, [t for t in report["tests"] if t["exercise"] == exercise.folder])
+        for exercise in metadata.exercises()
+    ]
+
+
+def bar(done, total, width=20):
+    filled = round(width * done / total) if total else 0
+    return "[" + "#" * filled + "-" * (width - filled) + "]"
+
+
+def next_step(report):
+    """(exercise, task) of the first task with a test that does not pass, or None."""
+    for exercise, tests in by_exercise(report):
+        failing = sorted(t["task"] for t in tests if t["outcome"] != "passed")
+        if failing:
+            return exercise, failing[0]
+    return None
+
+
+def board(report):
+    """The progress board, as lines of text."""
+    lines = ["Django admin actions workbook: your progress", ""]
+    for exercise, tests in by_exercise(report):
+        passed = [t for t in tests if t["outcome"] == "passed"]
+        points = sum(t["points"] for t in passed)
+        lines.append(
+            f"  {exercise.folder:<20} {bar(len(passed), len(tests))} "
+            f"{len(passed):>2}/{len(tests):<2} tests  {points:>2}/{exercise.points:<2} points"
+            f"  {exercise.title}"
+        )
+    lines.append("")
+    step = next_step(report)
+    if step is None:
+        lines.append("Every exercise passes. Well done!")
+        return lines
+    exercise, task = step
+    pytest_cmd = "pytest" if os.environ.get("VIRTUAL_ENV") else ".venv/bin/pytest"
+    lines += [
+        f"Next: exercise {exercise.folder}, task {task}: {exercise.tasks[task - 1]}",
+        f"  read   {exercise.lesson}  (## Task {task})",
+        *(f"  edit   exercises/{exercise.folder}/{name}" for name in exercise.learner_files),
+        f"  check  {pytest_cmd} exercises/{exercise.folder}   (or: workbook test {exercise.number})",
+        f"  stuck? workbook hint {exercise.number}",
+    ]
+    return lines
+
+
+STATUS = {"passed": "pass", "failed": "fail", "error": "error", "skipped": "error"}
+
+
+def results(report):
+    """Exercism's results.json (version 3) for the whole workbook, with points added."""
+    tests = [
+        {
+            "name": test["nodeid"],
+            "status": STATUS[test["outcome"]],
+            "message": test["message"] or None,
+            "task_id": test["task"],
+            "exercise": test["exercise"],
+            "points": test["points"] if test["outcome"] == "passed" else 0,
+            "max_points": test["points"],
+        }
+        for test in report["tests"]
+    ]
+    statuses = {t["status"] for t in tests}
+    earned = sum(t["points"] for t in tests)
+    possible = sum(t["max_points"] for t in tests)
+    return {
+        "version": 3,
+        "status": "error" if "error" in statuses else "fail" if "fail" in statuses else "pass",
+        "message": None,
+        "points": earned,
+        "max_points": possible,
+        "percentage": round(100 * earned / possible, 1) if possible else 0.0,
+        "exercises": [
+            {
+                "exercise": exercise.folder,
+                "title": exercise.title,
+                "passed": sum(t["outcome"] == "passed" for t in mine),
+                "tests": len(mine),
+                "points": sum(t["points"] for t in mine if t["outcome"] == "passed"),
+                "max_points": sum(t["points"] for t in mine),
+            }
+            for exercise, mine in by_exercise(report)
+        ],
+        "tests": tests,
+    }
+
+
+def junit(report):
+    """JUnit XML: a testsuite per exercise, points as properties."""
+    root = ET.Element("testsuites", name="django-admin-actions-workbook")
+    for exercise, tests in by_exercise(report):
+        suite = ET.SubElement(
+            root, "testsuite", name=exercise.folder, tests=str(len(tests)),
+            failures=str(sum(t["outcome"] == "failed" for t in tests)),
+            errors=str(sum(t["outcome"] in ("error", "skipped") for t in tests)),
+        )
+        properties = ET.SubElement(suite, "properties")
+        earned = sum(t["points"] for t in tests if t["outcome"] == "passed")
+        ET.SubElement(properties, "property", name="points", value=str(earned))
+        ET.SubElement(properties, "property", name="max_points",
+                      value=str(sum(t["points"] for t in tests)))
+        for test in tests:
+            case = ET.SubElement(suite, "testcase", classname=exercise.folder,
+                                 name=test["nodeid"].split("::", 1)[-1])
+            case_properties = ET.SubElement(case, "properties")
+            ET.SubElement(case_properties, "property", name="task", value=str(test["task"]))
+            ET.SubElement(case_properties, "property", name="points", value=str(test["points"]))
+            if test["outcome"] == "failed":
+                ET.SubElement(case, "failure", message=test["message"])
+            elif test["outcome"] in ("error", "skipped"):
+                ET.SubElement(case, "error", message=test["message"])
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def grade_table(graded):
+    """The grade as lines of text: points per exercise, total and percentage."""
+    lines = [f"{'exercise':<20} {'tests':>9} {'points':>9}"]
+    for entry in graded["exercises"]:
+        lines.append(
+            f"{entry['exercise']:<20} {entry['passed']:>4}/{entry['tests']:<4} "
+            f"{entry['points']:>4}/{entry['max_points']:<4}"
+        )
+    lines.append(
+        f"{'total':<20} {'':>9} {graded['points']:>4}/{graded['max_points']:<4} "
+        f"{graded['percentage']}%"
+    )
+    return lines
