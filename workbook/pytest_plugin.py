@@ -6,6 +6,7 @@ marked @pytest.mark.task(N, points=P).
 
 import json
 import os
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -41,6 +42,18 @@ def pytest_addoption(parser):
     )
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(early_config, parser, args):
+    """Turn --solutions on before pytest-django may set Django up (it does so in this hook
+    when DJANGO_SETTINGS_MODULE is in the environment), so the right admin.py is imported."""
+    if early_config.known_args_namespace.solutions:
+        os.environ[switch.ENV_VAR] = "1"
+    # The exercises must be importable by then too: conftest.py has not been read yet.
+    if str(metadata.ROOT) not in sys.path:
+        sys.path.insert(0, str(metadata.ROOT))
+    return (yield)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
     if config.getoption("solutions"):
@@ -50,12 +63,28 @@ def pytest_configure(config):
     from django.conf import settings
 
     settings.INSTALLED_APPS  # noqa: B018
+    _refuse_a_mixed_up_mode()
     if switch.solutions_mode():
         for category in ("RemovedInNextVersionWarning", "RemovedInDjango2028Warning"):
             config.addinivalue_line(
                 "filterwarnings", f"error::django.utils.deprecation.{category}"
             )
     config.stash[_results_key] = {}
+
+
+def _refuse_a_mixed_up_mode():
+    """Stop, rather than test the stubs while saying "reference answers" (or the reverse)."""
+    for exercise in metadata.exercises():
+        module = sys.modules.get(f"{exercise.module}.admin")
+        if module is None:
+            continue
+        from_solutions = module.__file__.startswith(str(metadata.SOLUTIONS_DIR))
+        if from_solutions != switch.solutions_mode():
+            raise pytest.UsageError(
+                f"Django loaded {module.__file__} before the workbook's pytest plugin could "
+                "choose between your code and the answers. Run pytest from the workbook's "
+                ".venv (python3 -m workbook sets it up), or set WORKBOOK_SOLUTIONS=1 yourself."
+            )
 
 
 def pytest_report_header(config):

@@ -92,12 +92,3 @@ def test_the_shipped_migrations_apply_and_match_the_models(tmp_path):
         text=True,
     )
     assert check.returncode == 0, "Models changed without a migration:\n" + check.stdout
-
-
-def test_every_command_has_help_and_a_handler():
-    from workbook import cli
-
-    commands = cli.build_parser()._subparsers._group_actions[0].choices
-    assert set(commands) == set(cli.HANDLERS)
-    for name, handler in cli.HANDLERS.items():
-        assert handler.__doc__, f"`workbook {name}` has no help text"
