@@ -5,11 +5,12 @@ Each command's docstring is its help. Errors are one line on stderr and exit sta
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
-from . import gitrepo, learner, lessons, metadata, progress
+from . import browser, gitrepo, learner, lessons, metadata, progress
 
 ROOT = metadata.ROOT
 NBVAL = ["-p", "nbval", "--nbval", "--nbval-current-env", "notebooks/"]
@@ -106,6 +107,35 @@ def watch(args):
     return learner.watch(exercise, max_runs=args.max_runs)
 
 
+def serve(args):
+    """Serve the admin on localhost with seeded demo data (--solutions: the reference answers).
+
+    It migrates db.sqlite3 (git-ignored), seeds it once, prints the demo users' passwords
+    (for local development only) and runs Django's development server until Ctrl-C.
+    """
+    from . import demo
+
+    try:
+        return demo.serve(solutions=args.solutions, port=args.port)
+    except KeyboardInterrupt:
+        return 0
+
+
+def screenshots(args):
+    """Re-take the lessons' screenshots from the real pages (runs the browser tests)."""
+    browser.ensure_chromium()
+    folder = ROOT / "lessons" / "images"
+    env = {**os.environ, "WORKBOOK_SCREENSHOTS": str(folder)}
+    env.pop("WORKBOOK_SOLUTIONS", None)
+    code = subprocess.call(
+        [sys.executable, "-m", "pytest", "workbook/browser_tests", "--solutions", "-q"],
+        cwd=ROOT, env=env,
+    )
+    if code == 0:
+        print(f"Screenshots saved in {folder.relative_to(ROOT)}/")
+    return code
+
+
 def verify(args):
     """Prove the invariants: stubs fail, answers pass, lessons and notebooks match."""
     failures = []
@@ -129,9 +159,11 @@ def verify(args):
     if gitrepo.current_blobs() != gitrepo.stub_blobs():
         failures.append("a stub changed: run `python3 -m workbook stubs --update` and commit")
 
-    print("== 2/3: the reference answers (--solutions) and the workbook's own checks", flush=True)
+    print("== 2/3: the reference answers (--solutions), in Chromium too, and the workbook's own "
+          "checks", flush=True)
+    browser.ensure_chromium()
     code, answers, _ = progress.run_suites(
-        "exercises", "workbook/tests", solutions=True, quiet=False
+        "exercises", "workbook/tests", "workbook/browser_tests", solutions=True, quiet=False
     )
     if answers is None or code != 0:
         failures.append(f"pytest --solutions exited {code}")
@@ -276,6 +308,10 @@ def build_parser():
     sub = command("watch", watch)
     exercise_argument(sub, nargs="?")
     sub.add_argument("--max-runs", type=int, help=argparse.SUPPRESS)
+    sub = command("serve", serve)
+    sub.add_argument("--solutions", action="store_true", help="serve the reference answers")
+    sub.add_argument("--port", type=int, default=8000, help="the port (default 8000)")
+    command("screenshots", screenshots)
     command("verify", verify)
     sub = command("lessons", lessons_command)
     sub.add_argument("--sync", action="store_true", help="rewrite blocks from their sources")
@@ -290,7 +326,8 @@ def build_parser():
 
 HANDLERS = {
     "test": test, "hint": hint, "diff": diff, "reset": reset,
-    "solutions-branch": solutions_branch, "grade": grade, "watch": watch, "verify": verify,
+    "solutions-branch": solutions_branch, "grade": grade, "watch": watch, "serve": serve,
+    "screenshots": screenshots, "verify": verify,
     "lessons": lessons_command, "notebooks": notebooks_command, "stubs": stubs_command,
     "bench": bench_command,
 }

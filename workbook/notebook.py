@@ -12,7 +12,6 @@ can check each notebook against its committed outputs.
 
 import inspect
 import os
-import sys
 import textwrap
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,8 +39,6 @@ def setup(solutions=True):
     os.environ["WORKBOOK_SOLUTIONS"] = "1" if solutions else "0"
     os.environ["WORKBOOK_DB"] = ":memory:"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbook.settings")
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
 
     import django
     from django.core.management import call_command

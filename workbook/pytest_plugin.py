@@ -48,9 +48,6 @@ def pytest_load_initial_conftests(early_config, parser, args):
     when DJANGO_SETTINGS_MODULE is in the environment), so the right admin.py is imported."""
     if early_config.known_args_namespace.solutions:
         os.environ[switch.ENV_VAR] = "1"
-    # The exercises must be importable by then too: conftest.py has not been read yet.
-    if str(metadata.ROOT) not in sys.path:
-        sys.path.insert(0, str(metadata.ROOT))
     return (yield)
 
 

@@ -4,10 +4,14 @@ For local learning only: the secret key is public and DEBUG is on.
 """
 
 import os
+import sys
 
 from . import switch
 from .metadata import ROOT, exercises
 
+# The exercises are apps of this project, importable wherever Django is started from.
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 switch.install()
 
 SECRET_KEY = "workbook-local-only-not-secret"

@@ -92,3 +92,12 @@ def test_the_shipped_migrations_apply_and_match_the_models(tmp_path):
         text=True,
     )
     assert check.returncode == 0, "Models changed without a migration:\n" + check.stdout
+
+
+@pytest.mark.parametrize("lesson", lessons.lessons(), ids=lambda p: p.name)
+def test_every_lesson_shows_the_real_page(lesson):
+    """Screenshots come from the browser tests: `python -m workbook screenshots`."""
+    images = re.findall(r"!\[[^\]]+\]\((images/[^)]+\.png)\)", lesson.read_text())
+    assert images, f"{lesson.name} shows no screenshot"
+    for image in images:
+        assert (lesson.parent / image).is_file(), f"{lesson.name}: {image} is missing"
