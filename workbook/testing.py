@@ -163,9 +163,11 @@ class _Forms(HTMLParser):
 
 
 def parse_page(response):
-    parser = _Forms()
-    parser.feed(response.content.decode())
-    return parser
+    """The page's forms and links, parsed once per response."""
+    if not hasattr(response, "_workbook_page"):
+        response._workbook_page = _Forms()
+        response._workbook_page.feed(response.content.decode())
+    return response._workbook_page
 
 
 def form_with_button(response, button):
