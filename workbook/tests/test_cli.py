@@ -209,3 +209,18 @@ def test_watch_runs_again_when_a_file_is_saved(clone):
     assert watcher.wait(timeout=60) == 0
     assert output.count("== workbook watch: 01_basic_action") == 2
     assert output.count("15 failed") == 2
+
+
+def test_the_benchmark_runs_and_counts_queries_exactly(tmp_path):
+    """A smoke run of `workbook bench`: its tables and query counts, never its timings."""
+    table = tmp_path / "bench.md"
+    done = workbook("bench", "--rows", "300", "--runs", "1", "--only", "reference",
+                    "--only", "seed", "--only", "raw", "--only", "make_published",
+                    "--markdown", str(table))
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = table.read_text()
+    assert "| reference | 300 |" in text and "| 5 |" in text
+    assert "| 305 |" in text  # the seed's export: one query per row, plus five
+    assert "| make_published | 300 |" in text
+    assert "Targets:" in text and "export ≥ 25× seed" in text
