@@ -36,15 +36,15 @@ EXPORTS = {
     ),
     "raw": "Python's sqlite3 and csv modules over the same join, no Django: the ceiling",
 }
-# name: (changelist, action, whether the action asks for confirmation first)
+# name: (app label of its Article, changelist, whether it asks for confirmation first)
 ACTIONS = {
-    "make_published": ("/admin/basic_action/article/", "make_published", False),
-    "make_draft": ("/admin/basic_action/article/", "make_draft", False),
-    "delete_with_confirmation": ("/admin/confirmation/article/", "delete_with_confirmation", True),
-    "notify_authors": ("/admin/conditional/article/", "notify_authors", False),
-    "export_selected": ("/global/admin/global/article/", "export_selected", False),
+    "make_published": ("basic_action", "/admin/basic_action/article/", False),
+    "make_draft": ("basic_action", "/admin/basic_action/article/", False),
+    "delete_with_confirmation": ("confirmation", "/admin/confirmation/article/", True),
+    "notify_authors": ("conditional", "/admin/conditional/article/", False),
+    "export_selected": ("global", "/global/admin/global/article/", False),
 }
-EXPORT_URL = "/admin/export/article/"
+EXPORT = ("export", "/admin/export/article/", False)
 RAW_SQL = (
     'SELECT a.title, u.username, a.status, a.pub_date FROM "export_article" a '
     'JOIN "auth_user" u ON u.id = a.author_id ORDER BY a.id DESC'
@@ -101,7 +101,6 @@ def make_database(path, rows):
     categories = Category.objects.bulk_create(Category(name=f"Topic {i}") for i in range(10))
     for label in ("export", "basic_action", "confirmation", "conditional", "global"):
         Article = apps.get_model(label, "Article")
-        extra = (lambda i: {"category": categories[i % 10]}) if label == "global" else dict
         for start in range(0, rows, 10_000):
             Article.objects.bulk_create(
                 Article(
@@ -109,7 +108,7 @@ def make_database(path, rows):
                     author=authors[i % len(authors)],
                     status="published" if i % 3 else "draft",
                     pub_date=now if i % 3 else None,
-                    **(extra(i) if label == "global" else {}),
+                    **({"category": categories[i % 10]} if label == "global" else {}),
                 )
                 for i in range(start, min(rows, start + 10_000))
             )
@@ -174,7 +173,8 @@ def measure(database, name):
     from django.db import connection
     from django.test import Client
 
-    url, action, confirms = ACTIONS.get(name, (EXPORT_URL, "export_as_csv", False))
+    label, url, confirms = ACTIONS.get(name, EXPORT)
+    action = name if name in ACTIONS else "export_as_csv"
     Article = apps.get_model("export", "Article")
     if name == "seed":
         admin.site.get_model_admin(Article).actions = [seed_export_as_csv]
@@ -191,15 +191,9 @@ def measure(database, name):
         action = _register_import_export(admin.site, Article)
     client = Client()
     client.force_login(get_user_model().objects.get(username="bench"))
-    model = {
-        "/admin/export/article/": ("export", "Article"),
-        "/admin/basic_action/article/": ("basic_action", "Article"),
-        "/admin/confirmation/article/": ("confirmation", "Article"),
-        "/admin/conditional/article/": ("conditional", "Article"),
-        "/global/admin/global/article/": ("global", "Article"),
-    }[url]
-    first = apps.get_model(*model).objects.values_list("pk", flat=True).first()
-    rows = apps.get_model(*model).objects.count()
+    selection = apps.get_model(label, "Article").objects
+    first = selection.values_list("pk", flat=True).first()
+    rows = selection.count()
 
     def body(response):
         if response.streaming:
@@ -215,7 +209,7 @@ def measure(database, name):
         return size
 
     client.get(url)  # warm-up: imports, templates, the connection
-    if url == EXPORT_URL:
+    if name in EXPORTS:
         run(select_across=False)
     queries = 0
 

@@ -14,9 +14,6 @@ import inspect
 import os
 import textwrap
 from contextlib import contextmanager
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
 
 USERS = {
     # username: permissions ("app_label.codename"); "admin" is a superuser.
@@ -54,18 +51,15 @@ def setup(solutions=True):
 
 
 def _create_users():
-    from django.contrib.auth.models import Permission, User
+    from django.contrib.auth.models import User
+
+    from .testing import create_staff
 
     for username, permissions in USERS.items():
         if permissions is None:
             User.objects.create_superuser(username, f"{username}@example.com", "pw")
-            continue
-        user = User.objects.create_user(username, f"{username}@example.com", is_staff=True)
-        for permission in permissions:
-            app_label, codename = permission.split(".")
-            user.user_permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
+        else:
+            create_staff(User, username, *permissions, email=f"{username}@example.com")
 
 
 def user(username):

@@ -12,7 +12,7 @@ import os
 import sys
 import warnings
 
-from .metadata import ROOT, SOLUTIONS_DIR
+from .metadata import SOLUTIONS_DIR
 
 ENV_VAR = "WORKBOOK_SOLUTIONS"
 
@@ -78,5 +78,3 @@ def solution_template_dirs():
         return []
     return sorted(p for p in SOLUTIONS_DIR.glob("*/templates") if p.is_dir())
 
-
-__all__ = ["ENV_VAR", "ROOT", "install", "solutions_mode", "solution_template_dirs"]

@@ -192,16 +192,23 @@ def submit_form(client, response, button, follow=True):
     return client.post(url, data, follow=follow)
 
 
-def login_staff(client, user_model, *permissions, username="staff", email=""):
-    """Log `client` in as a staff user holding only `permissions` ("app_label.codename")."""
+def create_staff(user_model, username, *permissions, password=None, email=""):
+    """A staff user holding only `permissions`, each named "app_label.codename"."""
     from django.contrib.auth.models import Permission
 
-    user = user_model.objects.create_user(username, email=email, is_staff=True)
+    user = user_model.objects.create_user(username, email=email, password=password,
+                                          is_staff=True)
     for permission in permissions:
         app_label, codename = permission.split(".")
         user.user_permissions.add(
             Permission.objects.get(content_type__app_label=app_label, codename=codename)
         )
+    return user
+
+
+def login_staff(client, user_model, *permissions, username="staff", email=""):
+    """Log `client` in as a staff user holding only `permissions` ("app_label.codename")."""
+    user = create_staff(user_model, username, *permissions, email=email)
     client.force_login(user)
     return user
 

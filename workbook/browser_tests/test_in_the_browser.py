@@ -13,6 +13,8 @@ from django.apps import apps
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
+from workbook.testing import create_staff
+
 from .conftest import downloaded, log_in, screenshot, submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -24,13 +26,9 @@ def admin(django_user_model):
 
 
 def staff(django_user_model, username, *codenames):
-    from django.contrib.auth.models import Permission
-
-    user = django_user_model.objects.create_user(
-        username, f"{username}@example.com", f"pw-{username}", is_staff=True
-    )
-    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
-    return user
+    return create_staff(django_user_model, username,
+                        *[f"conditional.{codename}" for codename in codenames],
+                        password=f"pw-{username}", email=f"{username}@example.com")
 
 
 def open_changelist(browser, path):
