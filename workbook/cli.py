@@ -140,7 +140,7 @@ def verify(args):
     """Prove the invariants: stubs fail, answers pass, lessons and notebooks match."""
     failures = []
 
-    print("== 1/3: the untouched stubs (learner mode): every graded test must fail", flush=True)
+    print("== 1/4: the untouched stubs (learner mode): every graded test must fail", flush=True)
     code, stubs, output = progress.run_suites()
     print(output.rstrip().splitlines()[-1] if output.strip() else "(no output)")
     if stubs is None:
@@ -159,7 +159,7 @@ def verify(args):
     if gitrepo.current_blobs() != gitrepo.stub_blobs():
         failures.append("a stub changed: run `python3 -m workbook stubs --update` and commit")
 
-    print("== 2/3: the reference answers (--solutions), in Chromium too, and the workbook's own "
+    print("== 2/4: the reference answers (--solutions), in Chromium too, and the workbook's own "
           "checks", flush=True)
     browser.ensure_chromium()
     code, answers, _ = progress.run_suites(
@@ -173,12 +173,21 @@ def verify(args):
             only = {t["nodeid"] for t in stubs["tests"]} ^ {t["nodeid"] for t in answers["tests"]}
             failures += [f"collected in one mode only: {n}" for n in sorted(only)]
 
-    print("== 3/3: the notebooks, against their committed outputs (nbval)", flush=True)
+    print("== 3/4: the notebooks, against their committed outputs (nbval)", flush=True)
     code = subprocess.call([sys.executable, "-m", "pytest", *NBVAL], cwd=ROOT)
     if code != 0:
         failures.append(
             f"nbval exited {code}: re-run the notebooks with `python -m workbook notebooks "
             "--execute` if the change in their output is intended"
+        )
+
+    print("== 4/4: the mutation check: each suite fails >= 90 % of the wrong answers",
+          flush=True)
+    code = subprocess.call([sys.executable, "-m", "workbook", "mutants"], cwd=ROOT)
+    if code != 0:
+        failures.append(
+            "the mutation check failed: a suite lets too many wrong answers pass, or "
+            "mutants.toml is out of date (see the survivors and problems above)"
         )
 
     graded = len(answers["tests"]) if answers else 0
@@ -189,7 +198,8 @@ def verify(args):
         return 1
     print(
         f"\nAll {graded} graded tests fail on the stubs and pass on the reference answers; "
-        "learner mode never imported solutions/; the notebooks match their outputs."
+        "learner mode never imported solutions/; the notebooks match their outputs; every "
+        "suite fails at least 90 % of the wrong answers."
     )
     print(f"verify: {graded} passed, 0 failed")
     return 0
@@ -281,6 +291,21 @@ def bench_command(args):
     return bench.main(args.rest)
 
 
+def mutants_command(args):
+    """Measure how many plausible wrong answers each exercise's suite rejects (>= 90 %).
+
+    Mutants of each reference answer (only the code a learner writes) and the hand-written
+    wrong answers of solutions/NN/mutants.toml each replace the learner's files in a
+    temporary copy; the exercise's suite runs on it in learner mode. Prints the kill rate per
+    exercise and every survivor; exits 1 when an exercise is below the threshold.
+    """
+    from . import mutants
+
+    for name in args.exercises:
+        exercise_named(name)
+    return mutants.main(args)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="workbook", description="Learn Django admin actions by making failing tests pass.",
@@ -311,6 +336,13 @@ def build_parser():
     sub = command("serve", serve)
     sub.add_argument("--solutions", action="store_true", help="serve the reference answers")
     sub.add_argument("--port", type=int, default=8000, help="the port (default 8000)")
+    sub = command("mutants", mutants_command)
+    sub.add_argument("exercises", nargs="*", metavar="exercise",
+                     help="number or name (default: every exercise)")
+    sub.add_argument("--threshold", type=float, default=90.0,
+                     help="the kill rate each exercise needs, in %% (default 90)")
+    sub.add_argument("--jobs", type=int, help="suites run at once (default: the cores, up to 4)")
+    sub.add_argument("--list", action="store_true", help="list the wrong answers, run nothing")
     command("screenshots", screenshots)
     command("verify", verify)
     sub = command("lessons", lessons_command)
@@ -329,7 +361,7 @@ HANDLERS = {
     "solutions-branch": solutions_branch, "grade": grade, "watch": watch, "serve": serve,
     "screenshots": screenshots, "verify": verify,
     "lessons": lessons_command, "notebooks": notebooks_command, "stubs": stubs_command,
-    "bench": bench_command,
+    "bench": bench_command, "mutants": mutants_command,
 }
 
 

@@ -1,0 +1,489 @@
+"""How many plausible wrong answers does each graded suite reject? The mutation check.
+
+A suite is only as good as the wrong answers it fails. For each exercise this makes wrong
+answers out of the reference answer, changing only the code a learner writes (the lines the
+answer has and the stub has not): a statement dropped, a message level changed, a queryset
+filter, ordering, iterator() or transaction removed, a permission dropped, a singular message
+replaced by the plural, a condition negated, a template line dropped, and more. The
+hand-written wrong answers of `solutions/<folder>/mutants.toml` join them. Each one is put
+in place of the learner's files in a temporary copy of the workbook, and the exercise's suite
+runs on it in learner mode, exactly as a learner runs it. A wrong answer the suite fails is
+killed; one it passes survived.
+
+A survivor that no user could tell apart from the answer is listed in mutants.toml under
+[[equivalent]] with the reason; it leaves the count. Everything else counts.
+"""
+
+import ast
+import copy
+import difflib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from queue import Queue
+
+from . import gitrepo, metadata
+
+THRESHOLD = 90.0
+TIMEOUT = 120
+LEVELS = ("SUCCESS", "INFO", "WARNING", "ERROR")
+# Queryset methods a learner may leave out: the chain works without them, only worse.
+CHAINED = {
+    "filter", "exclude", "order_by", "iterator", "select_related", "prefetch_related",
+    "distinct", "annotate", "all", "only", "defer", "select_for_update",
+}
+# What the copies of the workbook leave out: history, environment, caches, notebooks.
+NOT_COPIED = shutil.ignore_patterns(
+    ".git", ".venv", "__pycache__", ".pytest_cache", ".workbook", "*.egg-info", "notebooks",
+    "images", "db.sqlite3*",
+)
+
+
+@dataclass
+class Mutant:
+    id: str
+    files: dict  # learner file (relative to the exercise) -> its text
+    diff: str
+    hand_written: bool = False
+    outcome: str = ""  # killed, survived or timeout
+    detail: str = ""
+
+
+@dataclass
+class Outcome:
+    exercise: metadata.Exercise
+    mutants: list
+    equivalent: dict  # mutant id -> reason
+    problems: list = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def counted(self):
+        return [m for m in self.mutants if m.id not in self.equivalent]
+
+    @property
+    def killed(self):
+        return [m for m in self.counted if m.outcome in ("killed", "timeout")]
+
+    @property
+    def survivors(self):
+        return [m for m in self.counted if m.outcome == "survived"]
+
+    @property
+    def rate(self):
+        counted = self.counted
+        return 100.0 * len(self.killed) / len(counted) if counted else 100.0
+
+
+# Which lines the learner writes
+
+
+def stub_text(exercise, name):
+    """The pristine stub: from git's objects as stubs.json records it, else the file itself."""
+    path = f"exercises/{exercise.folder}/{name}"
+    blob = gitrepo.stub_blobs().get(path)
+    if blob:
+        try:
+            return gitrepo.git("cat-file", "blob", blob, raw=True)
+        except (gitrepo.GitError, FileNotFoundError):
+            pass
+    return (metadata.ROOT / path).read_text()
+
+
+def learner_lines(answer, stub):
+    """Line numbers (1-based) of the answer that the stub does not have."""
+    theirs = [line.strip() for line in stub.splitlines()]
+    ours = [line.strip() for line in answer.splitlines()]
+    kept = set()
+    for block in difflib.SequenceMatcher(None, ours, theirs, autojunk=False).get_matching_blocks():
+        kept.update(range(block.a + 1, block.a + block.size + 1))
+    return {n for n in range(1, len(ours) + 1) if n not in kept and ours[n - 1]}
+
+
+# Python mutants: each operator names the changes it can make to one node
+
+
+def _touches(node, lines):
+    start = getattr(node, "lineno", None)
+    if start is None:
+        return False
+    return any(n in lines for n in range(start, (node.end_lineno or start) + 1))
+
+
+def _short(node):
+    text = ast.unparse(node).splitlines()[0].strip()
+    return text if len(text) <= 72 else text[:69] + "..."
+
+
+def _is_docstring(stmt):
+    return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(
+        stmt.value.value, str
+    )
+
+
+def _statement_changes(node, lines):
+    """Drop a statement; run a `with` block's or a `try`'s body without them."""
+    for name in ("body", "orelse", "finalbody"):
+        body = getattr(node, name, None)
+        if not isinstance(body, list):
+            continue
+        for index, stmt in enumerate(body):
+            if not isinstance(stmt, ast.stmt) or not _touches(stmt, lines):
+                continue
+            # A missing function or class fails at once: no plausible answer leaves one out.
+            if _is_docstring(stmt) or isinstance(stmt, (
+                ast.Import, ast.ImportFrom, ast.Pass, ast.FunctionDef, ast.ClassDef
+            )):
+                continue
+
+            def drop(n, name=name, index=index):
+                getattr(n, name)[index] = ast.Pass()
+
+            yield "drop", _short(stmt), drop, stmt
+            if isinstance(stmt, (ast.With, ast.Try)):
+
+                def unwrap(n, name=name, index=index):
+                    block = getattr(n, name)
+                    block[index : index + 1] = block[index].body
+
+                kind = "unwrap-with" if isinstance(stmt, ast.With) else "unwrap-try"
+                yield kind, _short(stmt), unwrap, stmt
+
+
+def _node_changes(node, lines):
+    """Changes to an expression or a statement's own parts."""
+    if isinstance(node, ast.Attribute) and node.attr in LEVELS:
+        if isinstance(node.value, ast.Name) and node.value.id == "messages":
+            for level in LEVELS:
+                if level != node.attr:
+                    yield "level", f"messages.{node.attr} -> messages.{level}", (
+                        lambda n, level=level: setattr(n, "attr", level)
+                    )
+    if isinstance(node, ast.Call):
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr in CHAINED:
+            yield "unchain", f".{func.attr}(...) removed from {_short(node)}", _unchain
+        if isinstance(func, ast.Attribute) and func.attr == "message_user" and len(node.args) > 2:
+            yield "default-level", _short(node), lambda n: n.args.pop(2)
+        if isinstance(func, ast.Name) and func.id == "ngettext" and len(node.args) >= 2:
+            yield "singular", _short(node), lambda n: n.args.__setitem__(0, n.args[1])
+            yield "plural", _short(node), lambda n: n.args.__setitem__(1, n.args[0])
+        for index, keyword in enumerate(node.keywords):
+            if keyword.arg is not None:
+                yield "drop-keyword", f"{keyword.arg}= in {_short(node)}", (
+                    lambda n, index=index: n.keywords.pop(index)
+                )
+    if isinstance(node, (ast.If, ast.IfExp, ast.While)):
+        yield "negate", _short(node.test), lambda n: setattr(
+            n, "test", ast.UnaryOp(op=ast.Not(), operand=n.test)
+        )
+    if isinstance(node, ast.Compare) and len(node.ops) == 1:
+        swapped = {
+            ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.Lt: ast.LtE, ast.LtE: ast.Lt,
+            ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.In: ast.NotIn, ast.NotIn: ast.In,
+            ast.Is: ast.IsNot, ast.IsNot: ast.Is,
+        }.get(type(node.ops[0]))
+        if swapped:
+            yield "compare", _short(node), lambda n, s=swapped: n.ops.__setitem__(0, s())
+    if isinstance(node, ast.BoolOp):
+        other = ast.Or if isinstance(node.op, ast.And) else ast.And
+        yield "bool-op", _short(node), lambda n, o=other: setattr(n, "op", o())
+    if isinstance(node, ast.Return) and node.value is not None:
+        if not (isinstance(node.value, ast.Constant) and node.value.value is None):
+            yield "return-none", _short(node), lambda n: setattr(n, "value", None)
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)) and len(node.elts) >= 2:
+        if all(isinstance(e, (ast.Constant, ast.Name, ast.Attribute)) for e in node.elts):
+            for index, element in enumerate(node.elts):
+                yield "drop-element", f"{_short(element)} from {_short(node)}", (
+                    lambda n, index=index: n.elts.pop(index)
+                )
+    if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+        for index, decorator in enumerate(node.decorator_list):
+            if not _touches(decorator, lines):
+                continue
+            yield "drop-decorator", f"@{_short(decorator)}", (
+                lambda n, index=index: n.decorator_list.pop(index)
+            )
+
+
+def _unchain(call):
+    """Turn `receiver.method(...)` into `receiver`, in place."""
+    receiver = call.func.value
+    call.__class__ = type(receiver)
+    call.__dict__.clear()
+    call.__dict__.update(receiver.__dict__)
+
+
+def _enclosing(tree):
+    """For every node, the dotted name of the class or function around it."""
+    names = {}
+
+    def visit(node, scope):
+        for child in ast.iter_child_nodes(node):
+            inner = scope
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                inner = f"{scope}.{child.name}" if scope else child.name
+            names[id(child)] = scope
+            visit(child, inner)
+
+    visit(tree, "")
+    return names
+
+
+def python_mutants(answer, lines, name):
+    """Every mutant of a Python answer, as (id, mutated source)."""
+    tree = ast.parse(answer)
+    scope = _enclosing(tree)
+    nodes = list(ast.walk(tree))
+    for position, node in enumerate(nodes):
+        changes = list(_statement_changes(node, lines))
+        if _touches(node, lines):
+            changes += [(*change, node) for change in _node_changes(node, lines)]
+        for kind, what, change, target in changes:
+            mutated = copy.deepcopy(tree)
+            change(list(ast.walk(mutated))[position])
+            where = scope.get(id(target)) or "module"
+            if kind == "drop-decorator":
+                where = f"{where}.{node.name}".lstrip(".")
+            try:
+                source = ast.unparse(ast.fix_missing_locations(mutated))
+                compile(source, name, "exec")
+            except (SyntaxError, ValueError, TypeError, AttributeError):
+                continue
+            yield f"{name}: {kind} in {where}: {what}", source
+
+
+# Template mutants: lines dropped, filters and tags removed
+
+
+def template_mutants(answer, lines, name):
+    import re
+
+    rows = answer.splitlines(keepends=True)
+    for number in sorted(lines):
+        line = rows[number - 1]
+        yield f"{name}: drop line: {line.strip()[:72]}", "".join(
+            rows[: number - 1] + rows[number:]
+        )
+        for match in re.finditer(r"\|\w+(?::(?:\"[^\"]*\"|'[^']*'|\w+))?|\{% csrf_token %\}", line):
+            changed = line[: match.start()] + line[match.end() :]
+            yield f"{name}: remove {match.group()} from: {line.strip()[:60]}", "".join(
+                rows[: number - 1] + [changed] + rows[number:]
+            )
+
+
+# Hand-written wrong answers and the list of equivalent mutants
+
+
+def config(exercise):
+    path = exercise.solution_path / "mutants.toml"
+    if not path.exists():
+        return {}
+    with open(path, "rb") as f:
+        return tomllib.load(f)
+
+
+def hand_written(exercise, answers, problems):
+    for wrong in config(exercise).get("wrong", []):
+        name = wrong.get("file", "admin.py")
+        text = answers.get(name)
+        if text is None:
+            problems.append(f"wrong answer {wrong['name']!r}: no learner file {name!r}")
+            continue
+        for edit in wrong.get("edits", []):
+            found = text.count(edit["old"])
+            if found != 1:
+                problems.append(
+                    f"wrong answer {wrong['name']!r}: its text to replace is found {found} "
+                    f"times in solutions/{exercise.folder}/{name}, not once: "
+                    f"{edit['old'][:60]!r}"
+                )
+                break
+            text = text.replace(edit["old"], edit["new"])
+        else:
+            yield f"hand-written: {wrong['name']} ({wrong.get('why', '')})", {name: text}
+
+
+def _diff(before, after, name):
+    lines = difflib.unified_diff(
+        before.splitlines(), after.splitlines(), f"answer/{name}", f"mutant/{name}",
+        n=1, lineterm="",
+    )
+    return "\n".join(list(lines)[2:])
+
+
+def mutants_of(exercise, problems):
+    """The reference answer as the tests see it, and every mutant of it."""
+    answers = {
+        name: (exercise.solution_path / name).read_text() for name in exercise.learner_files
+    }
+    # ast.unparse drops comments and reformats: the baseline is the unparsed answer, so that
+    # a mutant differs from it by the mutation alone.
+    baseline = {
+        name: ast.unparse(ast.parse(text)) if name.endswith(".py") else text
+        for name, text in answers.items()
+    }
+    mutants, seen = [], {tuple(sorted(baseline.items()))}
+    for name, text in answers.items():
+        lines = learner_lines(text, stub_text(exercise, name))
+        made = (
+            python_mutants(text, lines, name)
+            if name.endswith(".py")
+            else template_mutants(text, lines, name)
+        )
+        for mutant_id, source in made:
+            files = {**baseline, name: source}
+            key = tuple(sorted(files.items()))
+            if key in seen:
+                continue
+            seen.add(key)
+            mutants.append(Mutant(mutant_id, files, _diff(baseline[name], source, name)))
+    for mutant_id, changed in hand_written(exercise, answers, problems):
+        files = {**answers, **changed}
+        diff = "\n".join(_diff(answers[n], changed[n], n) for n in changed)
+        mutants.append(Mutant(mutant_id, files, diff, hand_written=True))
+    # The same id twice (the same change in two places of one function): number them.
+    counts = {}
+    for mutant in mutants:
+        counts[mutant.id] = counts.get(mutant.id, 0) + 1
+        if counts[mutant.id] > 1:
+            mutant.id = f"{mutant.id} #{counts[mutant.id]}"
+    return baseline, mutants
+
+
+# Running the suite on each
+
+
+def _run(workdir, exercise, files):
+    """Put `files` in place of the learner's, run the exercise's suite: killed or survived."""
+    for name, text in files.items():
+        (workdir / "exercises" / exercise.folder / name).write_text(text)
+    env = {k: v for k, v in os.environ.items() if k not in ("WORKBOOK_SOLUTIONS", "PYTHONPATH")}
+    # Two mutants can have the same size and mtime second: never reuse a compiled file.
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    command = [
+        sys.executable, "-m", "pytest", f"exercises/{exercise.folder}", "-x", "-q",
+        "-p", "no:cacheprovider", "--no-header", "--tb=line",
+    ]
+    try:
+        done = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True,
+                              timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return "timeout", f"the suite ran over {TIMEOUT} s"
+    if done.returncode == 0:
+        return "survived", ""
+    if done.returncode == 1:
+        failed = [ln for ln in done.stdout.splitlines() if ln.startswith("FAILED ")]
+        return "killed", failed[0].removeprefix("FAILED ") if failed else "a test failed"
+    return "error", (done.stdout + done.stderr).strip()[-600:]
+
+
+def check(exercise, jobs, progress=print):
+    problems = []
+    started = time.monotonic()
+    baseline, mutants = mutants_of(exercise, problems)
+    equivalent = {e["mutant"]: e.get("reason", "") for e in config(exercise).get("equivalent", [])}
+    outcome = Outcome(exercise, mutants, equivalent, problems)
+    with tempfile.TemporaryDirectory(prefix="workbook-mutants-") as tmp:
+        workdirs = Queue()
+        for index in range(jobs):
+            workdir = metadata.ROOT.__class__(tmp) / f"copy{index}"
+            shutil.copytree(metadata.ROOT, workdir, ignore=NOT_COPIED)
+            workdirs.put(workdir)
+
+        def run(files):
+            workdir = workdirs.get()
+            try:
+                return _run(workdir, exercise, files)
+            finally:
+                workdirs.put(workdir)
+
+        state, detail = run(baseline)
+        if state != "survived":
+            problems.append(
+                "the reference answer itself fails the suite in a copy of the workbook, so "
+                f"no mutant can be judged:\n{detail}"
+            )
+            outcome.seconds = time.monotonic() - started
+            return outcome
+        with ThreadPoolExecutor(jobs) as pool:
+            for done, (mutant, result) in enumerate(
+                zip(mutants, pool.map(lambda m: run(m.files), mutants)), start=1
+            ):
+                mutant.outcome, mutant.detail = result
+                if mutant.outcome == "error":
+                    problems.append(f"{mutant.id}: pytest could not run:\n{mutant.detail}")
+                progress(done, len(mutants))
+    ids = {m.id for m in mutants}
+    for mutant_id in equivalent:
+        if mutant_id not in ids:
+            problems.append(f"mutants.toml lists an equivalent mutant that no longer exists: "
+                            f"{mutant_id!r}")
+    for mutant in mutants:
+        if mutant.id in equivalent and mutant.outcome != "survived":
+            problems.append(f"mutants.toml calls {mutant.id!r} equivalent, yet the suite "
+                            "kills it: remove it from [[equivalent]]")
+    outcome.seconds = time.monotonic() - started
+    return outcome
+
+
+def report(outcome, threshold):
+    exercise = outcome.exercise
+    hand = sum(m.hand_written for m in outcome.mutants)
+    lines = [
+        f"{exercise.folder}: {len(outcome.mutants)} wrong answers "
+        f"({len(outcome.mutants) - hand} generated, {hand} hand-written), "
+        f"{len(outcome.killed)} killed, {len(outcome.survivors)} survived, "
+        f"{len(outcome.mutants) - len(outcome.counted)} equivalent: "
+        f"kill rate {outcome.rate:.1f} % (needs {threshold:g} %), {outcome.seconds:.0f} s"
+    ]
+    for mutant in outcome.survivors:
+        lines.append(f"  survived: {mutant.id}")
+        lines += [f"      {line}" for line in mutant.diff.splitlines()]
+    lines += [f"  problem: {p}" for p in outcome.problems]
+    return lines
+
+
+def main(args):
+    """`workbook mutants [NN ...]`: the kill rate of every exercise's suite, and its survivors."""
+    chosen = [metadata.find(name) for name in args.exercises] or list(metadata.exercises())
+    jobs = args.jobs or max(1, min(4, os.cpu_count() or 1))
+    failed = False
+    if args.list:
+        for exercise in chosen:
+            problems = []
+            for mutant in mutants_of(exercise, problems)[1]:
+                print(f"{exercise.folder}: {mutant.id}")
+            for problem in problems:
+                print(f"{exercise.folder}: problem: {problem}")
+                failed = True
+        return 1 if failed else 0
+    summary = []
+    for exercise in chosen:
+        tty = sys.stdout.isatty()
+
+        def progress(done, total, folder=exercise.folder):
+            if tty:
+                print(f"\r{folder}: {done}/{total} wrong answers run", end="", flush=True)
+
+        outcome = check(exercise, jobs, progress)
+        if tty:
+            print("\r", end="")
+        print("\n".join(report(outcome, args.threshold)), flush=True)
+        below = outcome.rate < args.threshold
+        failed |= below or bool(outcome.problems)
+        summary.append(
+            f"  {exercise.folder:<20} {outcome.rate:5.1f} %  "
+            f"{len(outcome.killed)}/{len(outcome.counted)} killed"
+            + ("  BELOW THE THRESHOLD" if below else "")
+            + ("  PROBLEMS" if outcome.problems else "")
+        )
+    print("\nkill rate per exercise (wrong answers the suite fails):")
+    print("\n".join(summary))
+    return 1 if failed else 0

@@ -1,0 +1,108 @@
+"""The mutation check: which wrong answers it makes, and how it judges them."""
+
+import shutil
+import textwrap
+
+import pytest
+
+from workbook import metadata, mutants
+
+STUB = textwrap.dedent('''\
+    from django.contrib import admin, messages
+
+    class ArticleAdmin(admin.ModelAdmin):
+        list_display = ["title"]
+        actions = []
+''')
+ANSWER = textwrap.dedent('''\
+    from django.contrib import admin, messages
+    from django.db import transaction
+
+    class ArticleAdmin(admin.ModelAdmin):
+        list_display = ["title"]
+        actions = ["make_published"]
+
+        @admin.action(permissions=["change"], description="Publish")
+        def make_published(self, request, queryset):
+            with transaction.atomic():
+                changed = queryset.exclude(status="p").update(status="p")
+            if changed:
+                message = ngettext("%d article", "%d articles", changed) % changed
+                self.message_user(request, message, messages.SUCCESS)
+            return None
+''')
+
+
+def ids_of(answer=ANSWER, stub=STUB):
+    lines = mutants.learner_lines(answer, stub)
+    return [mutant_id for mutant_id, _ in mutants.python_mutants(answer, lines, "admin.py")]
+
+
+def test_only_the_lines_a_learner_writes_are_mutated():
+    lines = mutants.learner_lines(ANSWER, STUB)
+    assert 5 not in lines  # list_display comes with the stub
+    assert {6, 8, 9, 10} <= lines
+    assert not any("list_display" in mutant_id for mutant_id in ids_of())
+
+
+@pytest.mark.parametrize("expected", [
+    "admin.py: level in ArticleAdmin.make_published: messages.SUCCESS -> messages.WARNING",
+    "admin.py: default-level in ArticleAdmin.make_published: self.message_user(",
+    "admin.py: singular in ArticleAdmin.make_published: ngettext(",
+    "admin.py: unchain in ArticleAdmin.make_published: .exclude(...) removed",
+    "admin.py: unwrap-with in ArticleAdmin.make_published: with transaction.atomic():",
+    "admin.py: drop-keyword in ArticleAdmin.make_published: permissions= in admin.action(",
+    "admin.py: negate in ArticleAdmin.make_published: changed",
+    "admin.py: drop in ArticleAdmin: actions = ['make_published']",
+    "admin.py: drop in ArticleAdmin.make_published: self.message_user(",
+])
+def test_each_kind_of_wrong_answer_is_made(expected):
+    assert any(mutant_id.startswith(expected) for mutant_id in ids_of()), ids_of()
+
+
+def test_a_mutant_differs_from_the_answer_by_its_change_alone():
+    lines = mutants.learner_lines(ANSWER, STUB)
+    made = dict(mutants.python_mutants(ANSWER, lines, "admin.py"))
+    source = made["admin.py: unwrap-with in ArticleAdmin.make_published: "
+                  "with transaction.atomic():"]
+    assert "atomic" not in source
+    assert "queryset.exclude(status='p').update(status='p')" in source
+
+
+def test_template_lines_filters_and_csrf_are_dropped():
+    stub = "{% block content %}\n{% endblock %}\n"
+    answer = ('{% block content %}\n<form method="post">{% csrf_token %}\n'
+              '<input value="{{ pk|unlocalize }}">\n</form>\n{% endblock %}\n')
+    lines = mutants.learner_lines(answer, stub)
+    made = dict(mutants.template_mutants(answer, lines, "page.html"))
+    assert '<input value="{{ pk }}">\n' in made[
+        'page.html: remove |unlocalize from: <input value="{{ pk|unlocalize }}">']
+    assert "csrf_token" not in made[
+        'page.html: remove {% csrf_token %} from: <form method="post">{% csrf_token %}']
+    assert "page.html: drop line: </form>" in made
+
+
+def test_a_hand_written_wrong_answer_that_no_longer_applies_is_a_problem(tmp_path, monkeypatch):
+    exercise = metadata.exercises()[0]
+    (tmp_path / "mutants.toml").write_text(
+        '[[wrong]]\nname = "gone"\nedits = [{ old = "no such text", new = "x" }]\n'
+    )
+    monkeypatch.setattr(type(exercise), "solution_path", property(lambda self: tmp_path))
+    problems = []
+    made = list(mutants.hand_written(exercise, {"admin.py": "answer"}, problems))
+    assert made == []
+    assert "found 0 times" in problems[0]
+
+
+def test_the_suite_judges_a_wrong_answer_in_learner_mode(tmp_path):
+    """The reference answer survives its own suite; the stub, a wrong answer, is killed."""
+    exercise = metadata.exercises()[0]
+    copy = tmp_path / "workbook"
+    shutil.copytree(metadata.ROOT, copy, ignore=mutants.NOT_COPIED)
+    answer = {n: (exercise.solution_path / n).read_text() for n in exercise.learner_files}
+    stub = {n: mutants.stub_text(exercise, n) for n in exercise.learner_files}
+
+    assert mutants._run(copy, exercise, answer)[0] == "survived"
+    outcome, detail = mutants._run(copy, exercise, stub)
+    assert outcome == "killed"
+    assert detail.startswith(f"exercises/{exercise.folder}/")
