@@ -163,7 +163,8 @@ def verify(args):
           "checks", flush=True)
     browser.ensure_chromium()
     code, answers, _ = progress.run_suites(
-        "exercises", "workbook/tests", "workbook/browser_tests", solutions=True, quiet=False
+        "exercises", "lessons", "workbook/tests", "workbook/browser_tests", solutions=True,
+        quiet=False,
     )
     if answers is None or code != 0:
         failures.append(f"pytest --solutions exited {code}")
@@ -259,6 +260,60 @@ def notebooks_command(args):
     return 0
 
 
+def notebook_command(args):
+    """Run an exercise's notebook on a copy in .workbook/notebooks/ (--mine: on your own code).
+
+    The copy is executed and saved there, never in notebooks/. With --mine, its last section,
+    "Now your own code", steps through your exercise instead of saying how to. It prints what
+    that section found (what your code did, or what is missing) and how to open the copy.
+    """
+    import textwrap
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    from .notebook import MINE_VAR
+
+    exercise = exercise_named(args.exercise)
+    source = ROOT / "notebooks" / f"{exercise.folder}.ipynb"
+    copy = ROOT / ".workbook" / "notebooks" / source.name
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    notebook = nbformat.read(source, as_version=4)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    )}
+    env.pop(MINE_VAR, None)
+    if args.mine:
+        env[MINE_VAR] = "1"
+    client = NotebookClient(
+        notebook, allow_errors=True, resources={"metadata": {"path": str(ROOT)}}
+    )
+    # The kernel starts in the repository, with its variables: the copy's folder is elsewhere.
+    client.execute(env=env, cwd=str(ROOT))
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs = _merged_streams(cell.outputs)
+    nbformat.write(notebook, copy)
+    mine = [cell for cell in notebook.cells if "mine" in cell.metadata.get("tags", [])]
+    print(f"Now your own code ({exercise.folder}):")
+    said = []
+    for cell in mine:
+        for output in cell.outputs:
+            if output.output_type == "stream":
+                text = output.text.rstrip()
+            elif output.output_type == "error":
+                text = f"{output.ename}: {output.evalue}"
+            else:
+                continue
+            # Each cell that cannot run says the same line why: say it once.
+            if text not in said:
+                said.append(text)
+                print(textwrap.indent(text, "  "))
+    print(f"Saved {copy.relative_to(ROOT)}; open it with:")
+    print(f"  .venv/bin/jupyter lab {copy.relative_to(ROOT)}")
+    return 0
+
+
 def _merged_streams(outputs):
     """Join consecutive prints to one stream: how the kernel split them is timing, not content."""
     merged = []
@@ -314,9 +369,9 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", metavar="command")
 
     def command(name, handler):
-        return commands.add_parser(
-            name, help=handler.__doc__.splitlines()[0], description=handler.__doc__
-        )
+        # argparse %-formats help texts: a literal % must reach it as %%.
+        text = handler.__doc__.replace("%", "%%")
+        return commands.add_parser(name, help=text.splitlines()[0], description=text)
 
     def exercise_argument(sub, **options):
         sub.add_argument("exercise", help="number or name, e.g. 3 or 03_confirmation", **options)
@@ -349,6 +404,9 @@ def build_parser():
     sub.add_argument("--sync", action="store_true", help="rewrite blocks from their sources")
     sub = command("notebooks", notebooks_command)
     sub.add_argument("--execute", action="store_true", help="re-run them and save the outputs")
+    sub = command("notebook", notebook_command)
+    exercise_argument(sub)
+    sub.add_argument("--mine", action="store_true", help="step through your own code")
     sub = command("stubs", stubs_command)
     sub.add_argument("--update", action="store_true", help="record the stubs as they are now")
     # bench's options are its own: parse_known_args hands them on untouched.
@@ -360,7 +418,8 @@ HANDLERS = {
     "test": test, "hint": hint, "diff": diff, "reset": reset,
     "solutions-branch": solutions_branch, "grade": grade, "watch": watch, "serve": serve,
     "screenshots": screenshots, "verify": verify,
-    "lessons": lessons_command, "notebooks": notebooks_command, "stubs": stubs_command,
+    "lessons": lessons_command, "notebooks": notebooks_command,
+    "notebook": notebook_command, "stubs": stubs_command,
     "bench": bench_command, "mutants": mutants_command,
 }
 

@@ -307,6 +307,13 @@ def hand_written(exercise, answers, problems):
                 break
             text = text.replace(edit["old"], edit["new"])
         else:
+            if name.endswith(".py"):
+                try:
+                    compile(text, name, "exec")
+                except SyntaxError as error:
+                    # A wrong answer that does not even compile is killed for nothing.
+                    problems.append(f"wrong answer {wrong['name']!r} does not compile: {error}")
+                    continue
             yield f"hand-written: {wrong['name']} ({wrong.get('why', '')})", {name: text}
 
 

@@ -57,16 +57,19 @@ def expect_action_offered(client, model, name, description=None, site="admin"):
     admin_class = f"{model.__name__}Admin"
     expect(
         name in offered,
-        f"The {model.__name__} changelist offers no action named '{name}'.\n"
+        f"The {model.__name__} changelist offers this user no action named '{name}'.\n"
         f"Actions offered now: {', '.join(sorted(offered)) or 'none'}.\n"
-        f"Write a method {name}(self, request, queryset) on {admin_class}, decorate it with "
-        f"@admin.action(description=...), and add \"{name}\" to {admin_class}.actions.",
+        f"A changelist offers an action when {admin_class}.actions names it and, if the "
+        "action declares permissions, the user holds one of them; a name that matches "
+        "nothing is dropped without a word (lesson 01, 'What an action is' and 'Who may run "
+        "an action').",
     )
     if description is not None:
         expect(
             offered[name] == description,
             f"The action '{name}' is labelled {offered[name]!r} in the dropdown; "
-            f"expected {description!r}. Set it with @admin.action(description=...).",
+            f"expected {description!r}. Where does the dropdown's label come from "
+            "(lesson 01, 'What an action is')?",
         )
 
 
@@ -74,8 +77,9 @@ def post_action(client, model, action, selected, *, select_across=False, query="
                 site="admin", follow=True, **extra):
     """POST the changelist's action form: what pressing the action button sends.
 
-    `selected` are the ticked rows' primary keys (`_selected_action`); `index` says which of
-    the page's two action bars was used; `select_across` is "Select all N" across pages.
+    `selected` are the ticked rows' primary keys (`_selected_action`); `index` says which
+    action bar was used (the top one; a bottom one exists with `actions_on_bottom = True`);
+    `select_across` is "Select all N" across pages.
     """
     data = {
         "action": action,
@@ -101,8 +105,8 @@ def expect_message(response, level_tag, text, action):
         (level_tag, text) in shown,
         f"After running '{action}' the changelist should show:\n  [{level_tag}] {text}\n"
         f"It shows:\n{shown_text}\n"
-        f"Call self.message_user(request, message, messages.{level_tag.upper()}) with a "
-        "message built by ngettext, so one article and many both read right.",
+        "Compare the level and the words: the lesson's task gives each message, for one "
+        "article and for many.",
     )
 
 
@@ -224,3 +228,59 @@ class RecordingEmailBackend(locmem.EmailBackend):
     def send_messages(self, messages):
         RecordingEmailBackend.batches.append((id(self), len(messages)))
         return super().send_messages(messages)
+
+
+def action_queries(client, model, action, selected, **options):
+    """POST the action (`post_action`, not following a redirect), and return the response
+    and the SQL run on `model`'s table by the action itself, a streamed body read to the end.
+
+    Counting starts when Django hands the POST to `response_action`: the changelist's own
+    counts come before it, and queries on other tables (the session, the user) are left out.
+    """
+    from unittest import mock
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.urls import resolve
+
+    url = changelist_url(model, options.get("query", ""), options.get("site", "admin"))
+    model_admin = resolve(url.partition("?")[0]).func.model_admin
+    respond = model_admin.response_action
+    table = f'"{model._meta.db_table}"'
+    with CaptureQueriesContext(connection) as queries:
+        start = []
+
+        def measured(request, queryset, *args, **kwargs):
+            start.append(len(queries.captured_queries))
+            return respond(request, queryset, *args, **kwargs)
+
+        with mock.patch.object(model_admin, "response_action", measured):
+            response = post_action(client, model, action, selected, follow=False, **options)
+        body = content_of(response)
+    if response.streaming:
+        response.streaming_content = [body]  # read once above; the caller may read it again
+    own = queries.captured_queries[start[0]:] if start else []
+    return response, [q["sql"] for q in own if table in q["sql"]]
+
+
+def peak_memory_while_reading(post):
+    """The most memory Python held at once while `post()` ran and its response was read to
+    the end, and the number of lines of that response.
+
+    tracemalloc counts every object Python allocates: the rows fetched, the CSV text, the
+    response. A streamed export holds one batch at a time, so its peak does not grow with
+    the rows; a file built whole, or a queryset read whole, grows with them.
+    """
+    import tracemalloc
+
+    was_tracing = tracemalloc.is_tracing()
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    try:
+        response = post()
+        pieces = response.streaming_content if response.streaming else [response.content]
+        lines = sum(piece.count(b"\n") for piece in pieces)
+        return tracemalloc.get_traced_memory()[1], lines
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()

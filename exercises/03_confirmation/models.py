@@ -42,3 +42,19 @@ class FeaturedSlot(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class Translation(models.Model):
+    """An article translated by a translator. While one exists, the original cannot be
+    deleted (RESTRICT); deleting the translator's account takes their translations with it."""
+
+    article = models.ForeignKey(
+        Article, on_delete=models.RESTRICT, related_name="translations"
+    )
+    language = models.CharField(max_length=10)
+    translator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+
+    def __str__(self):
+        return f"{self.language} translation #{self.pk}"

@@ -16,13 +16,19 @@ from .models import Article
 
 HEADER = ["Title", "Author", "Status", "Published"]
 BATCH_SIZE = 2000
-# A spreadsheet runs a cell that starts with one of these as a formula (OWASP: CSV injection).
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# No exported cell may begin with one of these: a spreadsheet may run it as a formula. The
+# first seven are OWASP's CSV Injection page's; NUL is OWASP ASVS 5.0's (V1.2.10), because
+# LibreOffice Calc drops it and then runs the "=" behind it.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
 
 
 def spreadsheet_safe(text):
-    """Keep a cell text in a spreadsheet: a leading ' stops it from being read as a formula."""
-    return "'" + text if text.startswith(FORMULA_TRIGGERS) else text
+    """Keep a cell text in a spreadsheet: a leading ' stops it from being read as a formula.
+
+    Leading spaces hide nothing: LibreOffice's "Trim spaces" import option removes them and
+    then runs what follows.
+    """
+    return "'" + text if text.lstrip(" ").startswith(FORMULA_TRIGGERS) else text
 
 
 def csv_chunks(rows):

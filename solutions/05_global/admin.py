@@ -18,17 +18,21 @@ from .models import ApiKey, Article, Category
 from .sites import site
 
 BATCH_SIZE = 2000
-# A spreadsheet runs a cell that starts with one of these as a formula (OWASP: CSV injection).
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# No exported cell may begin with one of these: a spreadsheet may run it as a formula. The
+# first seven are OWASP's CSV Injection page's; NUL is OWASP ASVS 5.0's (V1.2.10), because
+# LibreOffice Calc drops it and then runs the "=" behind it.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
 
 
 def csv_cell(value):
-    """A database value as a CSV cell: dates in ISO 8601, no formulas, None as empty."""
-    if value is None:
-        return ""
+    """A database value as a CSV cell: dates in ISO 8601, no formulas.
+
+    None needs nothing: csv.writer writes it as an empty cell.
+    """
     if isinstance(value, (date, time)):
         return value.isoformat()
-    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+    # Leading spaces hide nothing: LibreOffice's "Trim spaces" import option removes them.
+    if isinstance(value, str) and value.lstrip(" ").startswith(FORMULA_TRIGGERS):
         return "'" + value
     return value
 
