@@ -23,6 +23,14 @@ USERS = {
 TOPICS = ["Admin actions", "QuerySets", "Migrations", "Forms", "Testing", "Security",
           "Templates", "Signals", "Caching", "Deployment"]
 LAUNCH = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
+# The worked example's lending desk (lessons/lending): members, some without a usable address.
+MEMBERS = [("Ada Lovelace", "ada@example.com"), ("Charles Babbage", ""),
+           ("Grace Hopper", "grace@example.com"), ("Alan Turing", "alan@example"),
+           ("Katherine Johnson", "katherine@example.com"),
+           ("Edsger Dijkstra", "edsger@example.com")]
+BOOKS = [("Middlemarch", "9780141439549"), ("Persuasion", "9780141439686"),
+         ("Bleak House", "9780141439723"), ("Emma", "9780141439587"),
+         ("North and South", "9780140434248"), ("Cranford", "9780140436679")]
 
 
 def seed():
@@ -42,19 +50,19 @@ def seed():
         codenames = [f"{verb}_{model._meta.model_name}" for verb in verbs
                      for model in _exercise_models(apps)]
         if username == "editor":
-            codenames.append("send_notifications")
+            codenames += ["send_notifications", "send_reminders"]
         user.user_permissions.set(
             Permission.objects.filter(
-                content_type__app_label__in={e.label for e in metadata.exercises()},
+                content_type__app_label__in=_app_labels(),
                 codename__in=codenames,
             )
         )
     authors = list(User.objects.filter(username__startswith="author").order_by("pk"))
     if not authors:
-        # Every third author has no email address: exercise 04 skips and counts them.
+        # Every third author has no email address and one an invalid one: exercise 04
+        # skips and counts them.
         authors = User.objects.bulk_create(
-            User(username=f"author{i:02}", email="" if i % 3 == 0 else f"author{i:02}@example.com")
-            for i in range(1, 13)
+            User(username=f"author{i:02}", email=_demo_address(i)) for i in range(1, 13)
         )
     rng = random.Random(2026)
     for label in ("basic_action", "export", "confirmation", "conditional", "global"):
@@ -81,10 +89,22 @@ def seed():
         if label == "confirmation":
             _seed_comments_and_slots(apps, articles, rng)
     _seed_api_keys(apps)
+    _seed_lending(apps)
+
+
+def _demo_address(i):
+    if i % 3 == 0:
+        return ""
+    return "author05(at)example.com" if i == 5 else f"author{i:02}@example.com"
+
+
+def _app_labels():
+    """The apps whose models the demo users may use: every exercise, and the worked example."""
+    return {exercise.label for exercise in metadata.exercises()} | {"lending"}
 
 
 def _exercise_models(apps):
-    labels = {exercise.label for exercise in metadata.exercises()}
+    labels = _app_labels()
     return [model for model in apps.get_models() if model._meta.app_label in labels]
 
 
@@ -106,6 +126,33 @@ def _seed_api_keys(apps):
         ApiKey.objects.get_or_create(name=partner, defaults={"key": f"demo-key-{i:04}-not-secret"})
 
 
+def _seed_lending(apps):
+    """Members, books and loans, some overdue and some returned, dated from today."""
+    Member = apps.get_model("lending", "Member")
+    Book = apps.get_model("lending", "Book")
+    Loan = apps.get_model("lending", "Loan")
+    if Member.objects.exists():
+        return
+    members = Member.objects.bulk_create(
+        Member(name=name, email=email, joined_on=LAUNCH.date() + timedelta(days=30 * i))
+        for i, (name, email) in enumerate(MEMBERS)
+    )
+    books = Book.objects.bulk_create(Book(title=title, isbn=isbn) for title, isbn in BOOKS)
+    today = datetime.now(UTC).date()
+    loans = []
+    # Lent 1 to 47 days ago for three weeks, so the older half is overdue; every fourth loan
+    # is back. The last member borrows nothing, so can be anonymised.
+    for i in range(24):
+        lent_on = today - timedelta(days=2 * i + 1)
+        returned = i % 4 == 3
+        loans.append(Loan(
+            book=books[i % len(books)], member=members[i % 5], lent_on=lent_on,
+            due_on=lent_on + timedelta(days=21), returned_on=today if returned else None,
+            status="returned" if returned else "lent",
+        ))
+    Loan.objects.bulk_create(loans)
+
+
 def prepare(solutions):
     """Migrate and seed db.sqlite3 (or $WORKBOOK_DB) in this process."""
     os.environ["WORKBOOK_SOLUTIONS"] = "1" if solutions else "0"
@@ -125,11 +172,12 @@ def serve(solutions=False, port=8000):
     print(f"Demo admin with {code}: http://127.0.0.1:{port}/admin/")
     print("Exercise 05 has its own admin site: "
           f"http://127.0.0.1:{port}/{metadata.find('5').label}/admin/")
+    print(f"The lessons' lending desk has one too: http://127.0.0.1:{port}/lending/desk/")
     print("Users (username / password), for local development only: never reuse these:")
     for username, (password, superuser, verbs) in USERS.items():
         role = "superuser" if superuser else "staff who may " + ", ".join(verbs)
         if username == "editor":
-            role += ", and send notifications (04)"
+            role += ", and send notifications (04) and overdue reminders (lending)"
         print(f"  {username} / {password}    {role}")
     sys.stdout.flush()
     manage = str(metadata.ROOT / "manage.py")

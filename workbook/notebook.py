@@ -3,32 +3,50 @@
 Every notebook starts with
 
     from workbook.notebook import *
-    setup()
+    setup(solutions=False)
 
-which gives it a fresh in-memory database with the exercises' tables and four users. Output
-is kept deterministic (fixed data, no timestamps, no tokens, no memory addresses), so nbval
-can check each notebook against its committed outputs.
+which gives it a fresh in-memory database with every table, four users and a fixed "today".
+The notebooks step through the lending desk, the lessons' worked example (lessons/lending/).
+Their last section, "Now your own code", runs the same steps on your exercise only when
+WORKBOOK_NOTEBOOK_MINE=1 (`workbook notebook N --mine` sets it on a copy of the notebook).
+Output is kept deterministic (fixed data and dates, no timestamps, no tokens, no memory
+addresses), so nbval can check each notebook against its committed outputs.
 """
 
 import inspect
 import os
+import re
 import textwrap
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+
+from . import metadata
 
 USERS = {
-    # username: permissions ("app_label.codename"); "admin" is a superuser.
+    # username: permissions ("app_label.codename"); "admin" is a superuser. The lending
+    # desk's for the notebooks, exercise 04's for its "Now your own code" section.
     "admin": None,
     "editor": [
+        "lending.view_loan", "lending.change_loan", "lending.send_reminders",
+        "lending.view_member", "lending.change_member",
         "conditional.view_article", "conditional.change_article",
         "conditional.delete_article", "conditional.send_notifications",
     ],
-    "writer": ["conditional.view_article", "conditional.change_article"],
-    "reader": ["conditional.view_article"],
+    "writer": [
+        "lending.view_loan", "lending.change_loan", "lending.view_member",
+        "conditional.view_article", "conditional.change_article",
+    ],
+    "reader": ["lending.view_loan", "lending.view_member", "conditional.view_article"],
 }
+# "Today" in every notebook, so that due dates, renewals and overdue loans read the same on
+# every run.
+TODAY = date(2025, 6, 2)
+MINE_VAR = "WORKBOOK_NOTEBOOK_MINE"
 
 
-def setup(solutions=True):
-    """Set Django up for this kernel: reference answers by default, your code with False."""
+def setup(solutions=False):
+    """Set Django up for this kernel: your code in exercises/, or the answers with True."""
     # ipykernel 7 runs every cell inside a running asyncio event loop, and Django refuses
     # ORM calls made from such a context (SynchronousOnlyOperation) unless told that this
     # synchronous use is intended. A notebook is one user, one thread: it is.
@@ -46,8 +64,23 @@ def setup(solutions=True):
     setup_test_environment()
     call_command("migrate", verbosity=0)
     _create_users()
+    _freeze_today()
     mode = "the reference answers (solutions/)" if solutions else "your code (exercises/)"
-    print(f"Django is set up with {mode}, an in-memory database and users {', '.join(USERS)}.")
+    print(f"Django is set up with {mode}, an in-memory database, users {', '.join(USERS)}, "
+          f"and today is {TODAY.isoformat()}.")
+
+
+def _freeze_today():
+    """Make timezone.localdate() answer TODAY for this kernel (the lending desk's "today")."""
+    from django.utils import timezone
+
+    real = getattr(timezone.localdate, "real", timezone.localdate)
+
+    def localdate(value=None, timezone=None):
+        return TODAY if value is None else real(value, timezone)
+
+    localdate.real = real
+    timezone.localdate = localdate
 
 
 def _create_users():
@@ -149,18 +182,119 @@ def show_rows(queryset, *fields):
         print("  ".join(value.ljust(w) for value, w in zip(row, widths)))
 
 
+MASKED = {
+    # Values that change from run to run, or that are signed: what they are, not what they say.
+    "csrfmiddlewaretoken": "<a fresh CSRF token>",
+    "listing": "<the listed members' digest, signed>",
+}
+
+
+# What django.core.signing makes: a value, a colon, a URL-safe base64 signature.
+SIGNED = re.compile(r"^.*:[A-Za-z0-9_-]{27,}$")
+
+
 def show_form(fields):
-    """The fields a form posts, with the CSRF token's random value hidden."""
+    """The fields a form posts, with random and signed values masked."""
     for name, value in fields:
-        shown = "<a fresh CSRF token>" if name == "csrfmiddlewaretoken" else value
-        print(f"  {name} = {shown!r}")
+        if name in MASKED:
+            shown = MASKED[name]
+        elif SIGNED.match(str(value)):
+            shown = "<a signed value>"
+        else:
+            shown = repr(value)
+        print(f"  {name} = {shown}")
+
+
+def staff_user(username, *permissions):
+    """A staff user holding only `permissions` ("app_label.codename"), made once."""
+    from django.contrib.auth.models import User
+
+    from .testing import create_staff
+
+    existing = User.objects.filter(username=username).first()
+    return existing or create_staff(User, username, *permissions)
+
+
+def lending_desk():
+    """The lending desk every notebook starts from: five members, five books, five loans.
+
+    Fixed names, addresses and dates (TODAY is 2025-06-02): Ada has two overdue books, Bob one
+    overdue (renewed once already) and one returned, Cy one overdue but no address; Dora's
+    name looks like a formula to a spreadsheet; Emile has borrowed nothing.
+    """
+    from lessons.lending.models import Book, Loan, Member
+
+    members = {
+        name: Member.objects.create(name=name, email=email, joined_on=joined_on)
+        for name, email, joined_on in [
+            ("Ada Lovelace", "ada@example.com", date(2024, 1, 15)),
+            ("Bob Brown", "bob@example.com", date(2024, 3, 1)),
+            ("Cy Young", "", date(2024, 9, 10)),
+            ('=HYPERLINK("http://x","Dora")', "dora@example.com", date(2025, 1, 20)),
+            ("Émile Zola", "emile@example.com", date(2025, 2, 2)),
+        ]
+    }
+    for title, member, lent_on, due_on, returned_on, renewed_on in [
+        ("Dune", "Ada Lovelace", date(2025, 5, 1), date(2025, 5, 15), None, None),
+        ("Emma", "Ada Lovelace", date(2025, 5, 10), date(2025, 5, 24), None, None),
+        ("Ulysses", "Bob Brown", date(2025, 4, 29), date(2025, 5, 27), None, date(2025, 5, 13)),
+        ("Walden", "Bob Brown", date(2025, 4, 1), date(2025, 4, 15), date(2025, 4, 14), None),
+        ("Middlemarch", "Cy Young", date(2025, 5, 1), date(2025, 5, 15), None, None),
+    ]:
+        Loan.objects.create(
+            book=Book.objects.create(title=title), member=members[member], lent_on=lent_on,
+            due_on=due_on, returned_on=returned_on, renewed_on=renewed_on,
+            status=Loan.Status.RETURNED if returned_on else Loan.Status.LENT,
+        )
+
+
+def changelist_path(model_admin, query=""):
+    """The changelist's URL on the model admin's own site, with an optional query string."""
+    from django.urls import reverse
+
+    opts = model_admin.opts
+    url = reverse(f"{model_admin.admin_site.name}:{opts.app_label}_{opts.model_name}_changelist")
+    return f"{url}?{query}" if query else url
+
+
+def show_actions(model_admin, username="admin", query=""):
+    """The dropdown `username` is offered on the changelist: each action's name and label
+    (its first, blank option left out: its label changed in Django 6.1)."""
+    request = admin_request(username, method="get", path=changelist_path(model_admin, query))
+    choices = model_admin.get_action_choices(request)[1:]
+    for name, label in choices:
+        print(f"  {name:24} {label}")
+    if not choices:
+        print("  (no actions: the changelist shows no dropdown)")
+
+
+def run_action(username, model_admin, action, selected, *, select_across=False, query="",
+               queries=True, **extra):
+    """POST the changelist's form as `username` through the whole stack (middleware, CSRF,
+    sessions, messages), as the Run button does; list the SQL it ran when `queries`."""
+    data = {
+        "action": action, "index": "0", "select_across": "1" if select_across else "0",
+        "_selected_action": [str(pk) for pk in selected], **extra,
+    }
+    client = client_for(username)  # logging in is not part of the request: not counted
+    with counting_queries(show=queries):
+        return client.post(changelist_path(model_admin, query), data)
+
+
+def page_list(response, css_class):
+    """The items of the page's <ul class="css_class">, as text."""
+    import html
+
+    match = re.search(rf'<ul class="{css_class}">(.*?)</ul>', response.content.decode(), re.S)
+    items = re.findall(r"<li>(.*?)</li>", match.group(1), re.S) if match else []
+    return [html.unescape(item) for item in items]
 
 
 FLOW = [
     # (box title, what happens there)
     ("Browser", "ticks rows, chooses an action, presses Run: POST to the changelist URL"),
-    ("changelist_view", "checks view/change permission, builds the ChangeList (filters, search)"),
-    ("response_action", "validates action against get_actions(); no selection: warning"),
+    ("changelist_view", "checks permission, refuses an empty selection, builds the ChangeList"),
+    ("response_action", "accepts only an action of get_action_choices(): the user's own"),
     ("the queryset", "changelist queryset, .filter(pk__in=_selected_action) unless select_across"),
     ("your action", "action(modeladmin, request, queryset)"),
 ]
@@ -209,7 +343,88 @@ def flow_diagram():
     return SVG("".join(parts))
 
 
+# "Now your own code": the same steps on the learner's exercise, on demand.
+
+
+def mine_mode():
+    """Whether this kernel runs the "Now your own code" sections (WORKBOOK_NOTEBOOK_MINE=1)."""
+    return os.environ.get(MINE_VAR) == "1"
+
+
+@dataclass
+class Yours:
+    """The learner's ModelAdmin for a "Now your own code" section, or the one line why not."""
+
+    model_admin: object = None
+    line: str = ""  # how to run the section, or what is missing; "" when it can run
+
+
+def your_admin(number, *actions, model="Article", site="admin"):
+    """Your exercise's ModelAdmin for `model` on `site`, if it offers `actions`; outside
+    --mine mode, or when it cannot run, the one line that says how to run it or what is missing.
+    """
+    exercise = metadata.find(str(number))
+    if not mine_mode():
+        return Yours(line=f"Run `workbook notebook {exercise.number} --mine` to step through "
+                          f"your own {' and '.join(actions)} here.")
+    return _yours(exercise, actions, model, site)
+
+
+def _yours(exercise, actions, model, site):
+    from django.apps import apps
+    from django.contrib import admin
+
+    from .apps import broken_admins
+
+    if exercise.label in broken_admins:
+        error = broken_admins[exercise.label].strip().splitlines()[-1]
+        return Yours(line=f"your exercises/{exercise.folder}/admin.py does not import: {error}")
+    model_class = apps.get_model(exercise.label, model)
+    admin_site = next(s for s in admin.sites.all_sites if s.name == site)
+    if not admin_site.is_registered(model_class):
+        return Yours(line=f"your admin.py no longer registers {model} on the {site} site: "
+                          f"keep its @admin.register({model}, ...)")
+    model_admin = admin_site.get_model_admin(model_class)
+    offered = model_admin.get_actions(admin_request("admin", method="get"))
+    missing = [name for name in actions if name not in offered]
+    line = what_is_missing(exercise, missing[0], model_admin) if missing else ""
+    return Yours(model_admin, line)
+
+
+def ready(yours):
+    """Whether a "Now your own code" cell can run; if not, print the one line that says why."""
+    if yours.line:
+        print(yours.line)
+    return not yours.line
+
+
+def what_is_missing(exercise, action, model_admin=None):
+    """One line: the action the changelist does not offer, and the lesson task that asks."""
+    where = f"lesson {exercise.folder[:2]}, task {task_of(exercise, action)}"
+    if model_admin is not None and callable(getattr(type(model_admin), action, None)):
+        admin_name = type(model_admin).__name__
+        return f"you wrote {action} but {admin_name}.actions does not list it: {where}"
+    return f"you have not written {action} yet: {where}"
+
+
+def task_of(exercise, action):
+    """The number of the lesson's "## Task N" section that asks for `action`: the first one
+    that gives its label in the dropdown, else the first that names it, else 1."""
+    text = (metadata.ROOT / exercise.lesson).read_text()
+    parts = re.split(r"^## Task (\d+)\b.*$", text, flags=re.MULTILINE)
+    sections = [(int(parts[i]), parts[i + 1]) for i in range(1, len(parts), 2)]
+    named = rf"`{re.escape(action)}`"
+    labelled = rf"{named}[^.]*?\b(?:labelled|dropdown)\b"
+    for pattern in (labelled, named):
+        for number, section in sections:
+            if re.search(pattern, section):
+                return number
+    return 1
+
+
 __all__ = [
-    "admin_request", "client_for", "counting_queries", "flow_diagram", "messages_of", "setup",
-    "show_form", "show_response", "show_rows", "show_source", "show_sql", "user",
+    "TODAY", "USERS", "admin_request", "changelist_path", "client_for", "counting_queries",
+    "flow_diagram", "lending_desk", "messages_of", "mine_mode", "page_list", "ready",
+    "run_action", "setup", "show_actions", "show_form", "show_response", "show_rows",
+    "show_source", "show_sql", "staff_user", "user", "your_admin",
 ]

@@ -29,6 +29,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "workbook",
     *(exercise.module for exercise in exercises()),
+    # The worked example the lessons show: not an exercise, not graded.
+    "lessons.lending",
 ]
 
 MIDDLEWARE = [

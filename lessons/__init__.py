@@ -1,0 +1,1 @@
+"""The lessons, and the worked-example app they draw their code from (lending/)."""
