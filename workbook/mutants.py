@@ -18,6 +18,7 @@ import ast
 import copy
 import difflib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,6 +27,7 @@ import time
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from queue import Queue
 
 from . import gitrepo, metadata
@@ -263,8 +265,6 @@ def python_mutants(answer, lines, name):
 
 
 def template_mutants(answer, lines, name):
-    import re
-
     rows = answer.splitlines(keepends=True)
     for number in sorted(lines):
         line = rows[number - 1]
@@ -400,7 +400,7 @@ def check(exercise, jobs, progress=print):
     with tempfile.TemporaryDirectory(prefix="workbook-mutants-") as tmp:
         workdirs = Queue()
         for index in range(jobs):
-            workdir = metadata.ROOT.__class__(tmp) / f"copy{index}"
+            workdir = Path(tmp) / f"copy{index}"
             shutil.copytree(metadata.ROOT, workdir, ignore=NOT_COPIED)
             workdirs.put(workdir)
 

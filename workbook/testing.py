@@ -284,3 +284,17 @@ def peak_memory_while_reading(post):
     finally:
         if not was_tracing:
             tracemalloc.stop()
+
+
+def statement_kinds(client, model, action, selected):
+    """What the action itself ran on `model`'s table, as kinds ("UPDATE", "COUNT", "SELECT",
+    ...), and the statements listed for a failure message.
+
+    Django's own counts for the changelist come before the action and are not included.
+    """
+    _, sqls = action_queries(client, model, action, selected)
+    kinds = [
+        "COUNT" if sql.startswith("SELECT COUNT(") else sql.split(" ", 1)[0] for sql in sqls
+    ]
+    listing = "\n".join(f"  {sql[:100]}" for sql in sqls) or "  (none)"
+    return kinds, listing

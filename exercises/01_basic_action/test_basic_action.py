@@ -16,13 +16,13 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from workbook.testing import (
-    action_queries,
     expect,
     expect_action_offered,
     login_staff,
     messages_of,
     offered_actions,
     post_action,
+    statement_kinds,
 )
 
 Article = apps.get_model("basic_action", "Article")
@@ -78,16 +78,8 @@ def queries_for(client, action, selected):
 
 
 def statements_on_articles(client, action, selected):
-    """What the action itself ran on the article table: "UPDATE", "COUNT", "SELECT", ...
-
-    Django's own counts for the changelist come before the action and are not included.
-    """
-    _, sqls = action_queries(client, Article, action, selected)
-    kinds = [
-        "COUNT" if sql.startswith("SELECT COUNT(") else sql.split(" ", 1)[0] for sql in sqls
-    ]
-    listing = "\n".join(f"  {sql[:100]}" for sql in sqls) or "  (none)"
-    return kinds, listing
+    """What the action itself ran on the article table (see statement_kinds)."""
+    return statement_kinds(client, Article, action, selected)
 
 
 # Task 1: Publish the selected articles

@@ -19,7 +19,6 @@ from django.utils import timezone
 
 from workbook.testing import (
     RecordingEmailBackend,
-    action_queries,
     changelist_url,
     expect,
     expect_action_offered,
@@ -28,6 +27,7 @@ from workbook.testing import (
     offered_actions,
     parse_page,
     post_action,
+    statement_kinds,
 )
 
 Article = apps.get_model("conditional", "Article")
@@ -101,16 +101,8 @@ def queries_of(post):
 
 
 def statements_on_articles(client, action, selected):
-    """What the action itself ran on the article table: "UPDATE", "COUNT", "SELECT", ...
-
-    Django's own counts for the changelist come before the action and are not included.
-    """
-    _, sqls = action_queries(client, Article, action, selected)
-    kinds = [
-        "COUNT" if sql.startswith("SELECT COUNT(") else sql.split(" ", 1)[0] for sql in sqls
-    ]
-    listing = "\n".join(f"  {sql[:100]}" for sql in sqls) or "  (none)"
-    return kinds, listing
+    """What the action itself ran on the article table (see statement_kinds)."""
+    return statement_kinds(client, Article, action, selected)
 
 
 # Task 1: Keep delete_selected for superusers
