@@ -58,6 +58,9 @@ def diff(args):
     exercise = exercise_named(args.exercise)
     text = learner.diff(exercise)
     print(text.rstrip() if text else f"Your files in exercises/{exercise.folder} match the answer.")
+    review = exercise.solution_path / "review.md"
+    if review.exists():
+        print(f"\n{review.read_text().rstrip()}")
     return 0
 
 

@@ -12,6 +12,10 @@ killed; one it passes survived.
 
 A survivor that no user could tell apart from the answer is listed in mutants.toml under
 [[equivalent]] with the reason; it leaves the count. Everything else counts.
+
+The [[transplant]] entries are what a learner who copies the lessons' worked example and
+renames it would hand in: built from the worked example's code as it is now, so a change
+that brings the example closer to an answer is caught. Every one of them must be killed.
 """
 
 import ast
@@ -30,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Queue
 
-from . import gitrepo, metadata
+from . import gitrepo, lessons, metadata
 
 THRESHOLD = 90.0
 TIMEOUT = 120
@@ -53,6 +57,7 @@ class Mutant:
     files: dict  # learner file (relative to the exercise) -> its text
     diff: str
     hand_written: bool = False
+    transplant: bool = False
     outcome: str = ""  # killed, survived or timeout
     detail: str = ""
 
@@ -317,6 +322,44 @@ def hand_written(exercise, answers, problems):
             yield f"hand-written: {wrong['name']} ({wrong.get('why', '')})", {name: text}
 
 
+PLACEHOLDER = re.compile(r"^(?P<indent>[ ]*)\{\{ (?P<path>\S+) (?P<name>[\w.]+) \}\}$", re.MULTILINE)
+
+
+def _indented(match):
+    code = lessons.extract(match["path"], match["name"])
+    return "".join(match["indent"] + line if line.strip() else line
+                   for line in code.splitlines(keepends=True)).rstrip("\n")
+
+
+def transplants(exercise, problems):
+    """The worked example's code put into a learner's file and renamed, as a learner who
+    copies it would: each {{ PATH QUALNAME }} line becomes that code, then every rename
+    applies, each at least once (or the recipe no longer fits the example: a problem)."""
+    for entry in config(exercise).get("transplant", []):
+        name = entry.get("file", "admin.py")
+        try:
+            text = PLACEHOLDER.sub(_indented, entry["text"])
+        except (OSError, LookupError) as error:
+            problems.append(f"transplant {entry['name']!r}: {error}")
+            continue
+        for old, new in entry.get("renames", []):
+            if old not in text:
+                problems.append(
+                    f"transplant {entry['name']!r}: {old!r} is no longer in the worked "
+                    "example's code: update the recipe to the example as it is now"
+                )
+                break
+            text = text.replace(old, new)
+        else:
+            if name.endswith(".py"):
+                try:
+                    compile(text, name, "exec")
+                except SyntaxError as error:
+                    problems.append(f"transplant {entry['name']!r} does not compile: {error}")
+                    continue
+            yield f"transplant: {entry['name']} ({entry.get('why', '')})", {name: text}
+
+
 def _diff(before, after, name):
     lines = difflib.unified_diff(
         before.splitlines(), after.splitlines(), f"answer/{name}", f"mutant/{name}",
@@ -355,6 +398,10 @@ def mutants_of(exercise, problems):
         files = {**answers, **changed}
         diff = "\n".join(_diff(answers[n], changed[n], n) for n in changed)
         mutants.append(Mutant(mutant_id, files, diff, hand_written=True))
+    for mutant_id, changed in transplants(exercise, problems):
+        files = {**answers, **changed}
+        diff = "\n".join(_diff(answers[n], changed[n], n) for n in changed)
+        mutants.append(Mutant(mutant_id, files, diff, hand_written=True, transplant=True))
     # The same id twice (the same change in two places of one function): number them.
     counts = {}
     for mutant in mutants:
@@ -436,6 +483,10 @@ def check(exercise, jobs, progress=print):
         if mutant.id in equivalent and mutant.outcome != "survived":
             problems.append(f"mutants.toml calls {mutant.id!r} equivalent, yet the suite "
                             "kills it: remove it from [[equivalent]]")
+    for mutant in mutants:
+        if mutant.transplant and mutant.outcome == "survived":
+            problems.append(f"{mutant.id} passes the suite: the worked example can be copied "
+                            "as the answer; make it differ where the exercise's contract does")
     outcome.seconds = time.monotonic() - started
     return outcome
 

@@ -49,8 +49,8 @@ def statuses(articles):
 
 ONE_MESSAGE = (
     "One run, one message: a SUCCESS when rows changed, a WARNING when none did, never both, "
-    "never none. The task's table in lesson 01 gives each text and level; 'One run, one "
-    "message' shows how the desk words a count for one and for many. Which path of your "
+    "never none. The task's table in lesson 01 gives each text and level; 'Telling the "
+    "user' shows how the desk words a count for one and for many. Which path of your "
     "action shows no message, or two?"
 )
 
@@ -340,8 +340,8 @@ def test_publishing_that_changes_nothing_runs_one_update_and_one_count(
             sorted(kinds) == ["COUNT", "UPDATE"],
             f"make_published was run on {what}: nothing to change. On the article table it "
             f"ran:\n{listing}\nThe contract when nothing changed is the UPDATE (matching no "
-            "row) and one COUNT of the selection, nothing else (lesson 01, Task 2). How does "
-            "the desk's why_nothing_renewed tell its two cases apart?",
+            "row) and one COUNT of the selection, nothing else (lesson 01, Task 2). Once the "
+            "UPDATE changed nothing, what does a count of the selection tell you?",
         )
 
 

@@ -188,6 +188,13 @@ def test_the_export_streams_instead_of_building_the_file_in_memory(admin_client,
         "whole file before yielding it. Yield the text as you go, a batch of rows at a time.",
     )
     expect(
+        len(chunks) <= 4,
+        f"The export of 4,500 articles arrived in {len(chunks):,} pieces. Each piece makes "
+        "its own trip through the response and the server: the contract is one piece per "
+        "batch of BATCH_SIZE rows, at most 4 here with the header (lesson 02, Task 2). How "
+        "does the desk's JSON Lines export gather its lines before yielding them?",
+    )
+    expect(
         len(b"".join(chunks).splitlines()) == 4501,
         "The streamed file should have the header and 4,500 rows.",
     )

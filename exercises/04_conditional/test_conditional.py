@@ -339,8 +339,8 @@ def test_publishing_runs_one_update_and_counts_only_when_nothing_changed(writer,
         expect(
             sorted(kinds) == expected,
             f"The writer ran make_published on {what}. On the article table it ran:\n"
-            f"{listing}\nThe contract here is {contract} (lesson 04, Task 2). Where does "
-            "the desk's renew_loans count, and on which path only?",
+            f"{listing}\nThe contract here is {contract} (lesson 04, Task 2). The desk's "
+            "renew_loans counts on every run; on which path does your contract need a count?",
         )
 
 

@@ -93,7 +93,10 @@ def test_renew_moves_due_dates_of_loans_still_out_and_keeps_a_first_renewal(admi
     with CaptureQueriesContext(connection) as queries:
         response = post_action(admin_client, Loan, "renew_loans", pks(selected))
 
-    assert messages_of(response) == [("success", "2 loans were renewed.")]
+    assert messages_of(response) == [
+        ("success", "2 loans were renewed."),
+        ("warning", "1 selected loan was already returned and was not renewed."),
+    ]
     updates = [q["sql"] for q in queries if q["sql"].startswith('UPDATE "lending_loan"')]
     assert len(updates) == 1
     for loan in selected:
@@ -113,8 +116,8 @@ def test_renew_says_one_loan_in_the_singular(admin_client):
 
 
 @pytest.mark.parametrize("count, text", [
-    (1, "No loan was renewed: the 1 selected loan was already returned."),
-    (3, "No loans were renewed: all 3 selected loans were already returned."),
+    (1, "1 selected loan was already returned and was not renewed."),
+    (3, "3 selected loans were already returned and were not renewed."),
 ])
 def test_renew_warns_when_every_selected_loan_was_returned(admin_client, count, text):
     loans = make_loans(make_members(count), status=RETURNED, returned_on=today())
@@ -321,6 +324,16 @@ def test_the_export_streams_a_csv_of_members_with_their_open_loans(admin_client)
         ["Member 1", "member1@example.com", "2024-01-02", "2"],
         ["Member 2", "", "2024-01-03", "0"],
     ]
+
+
+def test_the_export_sends_the_header_and_each_member_as_a_piece_of_its_own(admin_client):
+    members = make_members(5)
+
+    response = export(admin_client, members)
+
+    pieces = [piece.decode() for piece in response.streaming_content]
+    assert pieces[0] == "Name,Email,Joined on,Open loans\r\n"
+    assert len(pieces) == 6 and all(piece.count("\r\n") == 1 for piece in pieces)
 
 
 @pytest.mark.parametrize(

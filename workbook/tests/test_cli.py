@@ -108,6 +108,12 @@ def test_diff_shows_your_file_against_the_answer(clone):
     assert f"--- {STUB} (yours)" in done.stdout
     assert "+++ solutions/01_basic_action/admin.py (answer)" in done.stdout
     assert "-    actions = []" in done.stdout
+    # Then what to look for in the answer, which the lesson keeps to itself.
+    review = (clone / "solutions/01_basic_action/review.md").read_text().strip()
+    assert done.stdout.rstrip().endswith(review)
+    assert "Where the rows already in the target state" not in (
+        clone / "lessons/01_basic_action.md"
+    ).read_text()
 
     shutil.copy(clone / "solutions/01_basic_action/admin.py", clone / STUB)
     assert "match the answer" in workbook("diff", "1", cwd=clone).stdout
