@@ -162,11 +162,22 @@ def expect_admin_frame(response, title):
     links = re.findall(r'href="([^"]+)"', crumbs[1]) if crumbs else []
     back = response.wsgi_request.get_full_path()
     expected = [reverse("admin:index"), reverse("admin:app_list", args=["confirmation"]), back]
+    text = re.sub(r"<[^>]+>|\s+", " ", crumbs[1]) if crumbs else ""
+    missing = [
+        what for what, ok in (
+            (f"the links {expected}", links == expected),
+            ("the model's name, 'Articles'", "Articles" in text),
+            (f"the page's title, {title!r}, as the last crumb", title in text),
+        ) if not ok
+    ]
     expect(
-        crumbs and links == expected and title in crumbs[1] and "Articles" in crumbs[1],
-        f"The breadcrumbs should read Home › Confirmation › Articles › {title}, linking "
-        f"{expected}; found {links or 'no element with class breadcrumbs'}. Copy the block "
-        "breadcrumbs of Django's admin/delete_selected_confirmation.html and adapt it.",
+        crumbs and not missing,
+        "The breadcrumbs should read Home › 03 · Confirmation › Articles › the page's title. "
+        + (f"They lack {'; '.join(missing)}. Found the links {links} and the text "
+           f"{' '.join(text.split())!r}." if crumbs else "The page has no element with class "
+           "breadcrumbs.")
+        + " Django's admin/delete_selected_confirmation.html has the block breadcrumbs to "
+        "adapt.",
     )
     # The sidebar links the changelist too, but without the user's filters.
     expect(
@@ -564,8 +575,12 @@ def expect_cannot_delete_page(response, lines, sentence):
     missing = [line for line in lines if line not in text]
     expect(
         not missing,
-        f"Selected articles cannot be deleted, yet the first page lacks {missing}. Before "
-        "asking, look up the rows whose PROTECT or RESTRICT foreign key points at a selected "
+        f"Selected articles cannot be deleted, yet the first page (titled "
+        f"{response.context.get('title')!r}"
+        + (", with a Yes button" if 'name="apply"' in response.content.decode() else "")
+        + f") lacks {missing}"
+        + (": it lists no blocking row at all" if len(missing) == len(lines) else "")
+        + ". Before asking, look up the rows whose PROTECT or RESTRICT foreign key points at a selected "
         "article, and list each as the lesson's contract says: '<Verbose name> “<row>” refers "
         "to “<article>”'.",
     )

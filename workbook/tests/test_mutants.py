@@ -106,3 +106,53 @@ def test_the_suite_judges_a_wrong_answer_in_learner_mode(tmp_path):
     outcome, detail = mutants._run(copy, exercise, stub)
     assert outcome == "killed"
     assert detail.startswith(f"exercises/{exercise.folder}/")
+
+
+def recipe(tmp_path, monkeypatch, text, renames):
+    exercise = metadata.exercises()[0]
+    (tmp_path / "mutants.toml").write_text(
+        f"[[transplant]]\nname = \"t\"\ntext = '''{text}'''\nrenames = {renames}\n"
+    )
+    monkeypatch.setattr(type(exercise), "solution_path", property(lambda self: tmp_path))
+    problems = []
+    return list(mutants.transplants(exercise, problems)), problems
+
+
+def test_a_transplant_is_built_from_the_worked_example_as_it_is_now(tmp_path, monkeypatch):
+    made, problems = recipe(
+        tmp_path, monkeypatch,
+        "class ArticleAdmin:\n    {{ lessons/lending/admin.py LoanAdmin.renew_loans }}\n",
+        '[["def renew_loans(", "def make_published("]]',
+    )
+    assert problems == []
+    [(mutant_id, files)] = made
+    assert mutant_id.startswith("transplant: t")
+    source = files["admin.py"]
+    assert "    def make_published(self, request, queryset):" in source
+    assert "renew_loans" not in source and "{{" not in source
+
+
+def test_a_transplant_whose_rename_no_longer_fits_the_example_is_a_problem(
+    tmp_path, monkeypatch
+):
+    made, problems = recipe(
+        tmp_path, monkeypatch, "{{ lessons/lending/admin.py renewal_report }}\n",
+        '[["text the example does not hold", "x"]]',
+    )
+    assert made == []
+    assert "no longer in the worked example's code" in problems[0]
+
+
+def test_a_transplant_the_suite_passes_is_a_problem(monkeypatch):
+    """A worked example that can be copied as the answer fails the check, whatever the rate."""
+    exercise = metadata.exercises()[0]
+    answer = (exercise.solution_path / "admin.py").read_text()
+    monkeypatch.setattr(mutants, "config", lambda ex: {
+        "transplant": [{"name": "copied", "text": answer}]
+    })
+    monkeypatch.setattr(mutants, "python_mutants", lambda *args: [])
+    monkeypatch.setattr(mutants, "_run", lambda workdir, ex, files: ("survived", ""))
+
+    outcome = mutants.check(exercise, jobs=1, progress=lambda *a: None)
+
+    assert any("transplant: copied" in p and "passes the suite" in p for p in outcome.problems)
