@@ -118,6 +118,12 @@ def test_diff_shows_your_file_against_the_answer(clone):
     shutil.copy(clone / "solutions/01_basic_action/admin.py", clone / STUB)
     assert "match the answer" in workbook("diff", "1", cwd=clone).stdout
 
+    # A learner who removed solutions/ to stay honest gets one line, not a traceback.
+    shutil.rmtree(clone / "solutions")
+    gone = workbook("diff", "1", cwd=clone)
+    assert gone.returncode == 2 and "Traceback" not in gone.stderr
+    assert "solutions/01_basic_action/admin.py is missing" in gone.stderr
+
 
 def test_reset_restores_the_stub_and_keeps_your_version(clone):
     pristine = (clone / STUB).read_text()
