@@ -312,14 +312,19 @@ def hand_written(exercise, answers, problems):
                 break
             text = text.replace(edit["old"], edit["new"])
         else:
-            if name.endswith(".py"):
-                try:
-                    compile(text, name, "exec")
-                except SyntaxError as error:
-                    # A wrong answer that does not even compile is killed for nothing.
-                    problems.append(f"wrong answer {wrong['name']!r} does not compile: {error}")
-                    continue
-            yield f"hand-written: {wrong['name']} ({wrong.get('why', '')})", {name: text}
+            if _compiles(text, name, f"wrong answer {wrong['name']!r}", problems):
+                yield f"hand-written: {wrong['name']} ({wrong.get('why', '')})", {name: text}
+
+
+def _compiles(text, name, what, problems):
+    """A wrong answer that does not even compile would be killed for nothing: a problem."""
+    if name.endswith(".py"):
+        try:
+            compile(text, name, "exec")
+        except SyntaxError as error:
+            problems.append(f"{what} does not compile: {error}")
+            return False
+    return True
 
 
 PLACEHOLDER = re.compile(r"^(?P<indent>[ ]*)\{\{ (?P<path>\S+) (?P<name>[\w.]+) \}\}$", re.MULTILINE)
@@ -351,13 +356,8 @@ def transplants(exercise, problems):
                 break
             text = text.replace(old, new)
         else:
-            if name.endswith(".py"):
-                try:
-                    compile(text, name, "exec")
-                except SyntaxError as error:
-                    problems.append(f"transplant {entry['name']!r} does not compile: {error}")
-                    continue
-            yield f"transplant: {entry['name']} ({entry.get('why', '')})", {name: text}
+            if _compiles(text, name, f"transplant {entry['name']!r}", problems):
+                yield f"transplant: {entry['name']} ({entry.get('why', '')})", {name: text}
 
 
 def _diff(before, after, name):
