@@ -327,7 +327,10 @@ def _compiles(text, name, what, problems):
     return True
 
 
-PLACEHOLDER = re.compile(r"^(?P<indent>[ ]*)\{\{ (?P<path>\S+) (?P<name>[\w.]+) \}\}$", re.MULTILINE)
+# A line "{{ lessons/lending/admin.py LoanAdmin.renew_loans }}", or a whole file without a name.
+PLACEHOLDER = re.compile(
+    r"^(?P<indent>[ ]*)\{\{ (?P<path>\S+/\S+)(?: (?P<name>[\w.]+))? \}\}$", re.MULTILINE
+)
 
 
 def _indented(match):
@@ -337,27 +340,29 @@ def _indented(match):
 
 
 def transplants(exercise, problems):
-    """The worked example's code put into a learner's file and renamed, as a learner who
+    """The worked example's code put into a learner's files and renamed, as a learner who
     copies it would: each {{ PATH QUALNAME }} line becomes that code, then every rename
-    applies, each at least once (or the recipe no longer fits the example: a problem)."""
+    applies to every file, each at least once (or the recipe no longer fits the example: a
+    problem). A recipe gives one file (`file`, `text`) or several (`files`: name -> text)."""
     for entry in config(exercise).get("transplant", []):
-        name = entry.get("file", "admin.py")
+        label = f"transplant {entry['name']!r}"
+        texts = entry.get("files") or {entry.get("file", "admin.py"): entry.get("text", "")}
         try:
-            text = PLACEHOLDER.sub(_indented, entry["text"])
+            texts = {name: PLACEHOLDER.sub(_indented, text) for name, text in texts.items()}
         except (OSError, LookupError) as error:
-            problems.append(f"transplant {entry['name']!r}: {error}")
+            problems.append(f"{label}: {error}")
             continue
         for old, new in entry.get("renames", []):
-            if old not in text:
+            if not any(old in text for text in texts.values()):
                 problems.append(
-                    f"transplant {entry['name']!r}: {old!r} is no longer in the worked "
-                    "example's code: update the recipe to the example as it is now"
+                    f"{label}: {old!r} is no longer in the worked example's code: update the "
+                    "recipe to the example as it is now"
                 )
                 break
-            text = text.replace(old, new)
+            texts = {name: text.replace(old, new) for name, text in texts.items()}
         else:
-            if _compiles(text, name, f"transplant {entry['name']!r}", problems):
-                yield f"transplant: {entry['name']} ({entry.get('why', '')})", {name: text}
+            if all(_compiles(text, name, label, problems) for name, text in texts.items()):
+                yield f"transplant: {entry['name']} ({entry.get('why', '')})", texts
 
 
 def _diff(before, after, name):
