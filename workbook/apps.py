@@ -8,6 +8,8 @@ from . import metadata
 
 # App label -> traceback of an exercise whose admin.py failed to import.
 broken_admins = {}
+# App label -> what it raised and where, in a few words ("SyntaxError, line 25").
+broken_reasons = {}
 
 
 class WorkbookConfig(AppConfig):
@@ -35,6 +37,20 @@ def discover_admins():
             import_module(f"{app_config.name}.admin")
         except Exception as error:
             broken_admins[app_config.label] = _learner_traceback(error)
+            broken_reasons[app_config.label] = _reason(error)
+
+
+def _reason(error):
+    """"SyntaxError, line 25": the error's type and its line in the exercise's files."""
+    folders = (str(metadata.EXERCISES_DIR), str(metadata.SOLUTIONS_DIR))
+    line = None
+    if isinstance(error, SyntaxError) and str(error.filename).startswith(folders):
+        line = error.lineno
+    else:
+        frames = [f for f in traceback.extract_tb(error.__traceback__)
+                  if f.filename.startswith(folders)]
+        line = frames[-1].lineno if frames else None
+    return type(error).__name__ + (f", line {line}" if line else "")
 
 
 def _learner_traceback(error):

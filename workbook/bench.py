@@ -344,6 +344,11 @@ def update_docs(table):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--loop" in argv:  # the learner's loop: cold test runs and watch (workbook/loopbench.py)
+        from . import loopbench
+
+        return loopbench.main([a for a in argv if a != "--loop"])
     parser = argparse.ArgumentParser(prog="workbook bench", description=__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000])

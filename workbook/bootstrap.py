@@ -71,9 +71,25 @@ def ensure_venv():
         subprocess.check_call([python, "-m", "venv", "--clear", VENV])
     print("workbook: installing the pinned packages into .venv (first run only)...", flush=True)
     pip = [VENV_PYTHON, "-m", "pip", "--disable-pip-version-check", "--quiet"]
-    subprocess.check_call(pip + ["install", "-c", CONSTRAINTS, "-e", ROOT])
+    install(pip + ["install", "-c", CONSTRAINTS, "-e", ROOT])
     with open(STAMP, "w") as f:
         f.write(_fingerprint())
+
+
+def install(command):
+    """Run pip quietly: its output (warnings included, ~70 lines on some machines) is shown
+    only when the install fails, then one line of what to do, and the exit status is 1. No
+    stamp is written then, so the next run tries again."""
+    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, errors="replace")
+    if result.returncode != 0:
+        sys.stdout.flush()
+        sys.stderr.write(result.stdout)
+        sys.exit(
+            "workbook: installing the pinned packages into .venv failed (pip exited with "
+            "status %d; its output is above). Fix what it says (often the network or a "
+            "proxy), then run this command again." % result.returncode
+        )
 
 
 def in_venv():

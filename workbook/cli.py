@@ -6,6 +6,7 @@ Each command's docstring is its help. Errors are one line on stderr and exit sta
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -48,8 +49,20 @@ def test(args):
 
 
 def hint(args):
-    """Reveal the next hint of an exercise: one more each time you ask."""
-    print("\n".join(learner.next_hint(exercise_named(args.exercise))))
+    """Reveal the next hint: one more each time you ask, as a question.
+
+    `workbook hint 3` runs exercise 3's tests and gives the next hint of the first task that
+    fails; `workbook hint 3.2` gives task 2's next hint. What you have seen is remembered,
+    per task, in .workbook/state.json.
+    """
+    task = re.fullmatch(r"(.+)\.(\d+)", args.exercise)
+    exercise = exercise_named(task[1] if task else args.exercise)
+    if task and not 1 <= int(task[2]) <= len(exercise.tasks):
+        raise UsageError(
+            f"exercise {exercise.folder} has no task {task[2]}; its tasks are 1 to "
+            f"{len(exercise.tasks)}, e.g. workbook hint {exercise.number}.1"
+        )
+    print("\n".join(learner.next_hint(exercise, int(task[2]) if task else None)))
     return 0
 
 
@@ -72,8 +85,22 @@ def diff(args):
 
 
 def reset(args):
-    """Put an exercise's stubs back, keeping a backup of your version (it says where)."""
+    """Put an exercise's stubs back, keeping a backup of your version (it says where).
+
+    Each reset makes a new folder in .workbook/backups/NN_name/, an exact copy of your files;
+    `workbook restore` puts one back.
+    """
     print("\n".join(learner.reset(exercise_named(args.exercise))))
+    return 0
+
+
+def restore(args):
+    """Put back your files from a backup that `workbook reset` made (the newest by default).
+
+    Your current files are backed up first, so a restore can be undone too. BACKUP is a folder
+    name in .workbook/backups/NN_name/, as reset prints it.
+    """
+    print("\n".join(learner.restore(exercise_named(args.exercise), args.backup)))
     return 0
 
 
@@ -84,8 +111,12 @@ def solutions_branch(args):
     """
     commit, created, changed = gitrepo.solutions_branch()
     state = "created" if created else "updated" if changed else "already up to date"
-    print(f"Branch '{gitrepo.BRANCH}' {state} at {commit[:10]}.")
-    print(f"Compare your work with the answers:  git diff {gitrepo.BRANCH} -- exercises/")
+    branch = gitrepo.BRANCH
+    # `--` after the branch: without it git cannot tell the branch from the folder solutions/.
+    # -R puts your files on the old side (-) and the answers on the new (+), as `workbook diff`.
+    print(f"Branch '{branch}' {state} at {commit[:10]}.")
+    print(f"Your files (-) against the answers (+):  git diff -R {branch} -- exercises/")
+    print(f"Its history:                            git log --oneline {branch} --")
     return 0
 
 
@@ -114,7 +145,9 @@ def watch(args):
         code, report, output = progress.run_suites()
         step = progress.next_step(report) if report else None
         exercise = step[0] if step else metadata.exercises()[0]
-    return learner.watch(exercise, max_runs=args.max_runs)
+    from .watch import watch as watch_exercise
+
+    return watch_exercise(exercise, max_runs=args.max_runs)
 
 
 def serve(args):
@@ -127,8 +160,17 @@ def serve(args):
 
     try:
         return demo.serve(solutions=args.solutions, port=args.port)
+    except demo.ServeError as error:
+        raise UsageError(str(error)) from None
     except KeyboardInterrupt:
         return 0
+
+
+def port_number(text):
+    """A TCP port for --port, refused by argparse (exit 2) before anything starts."""
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: use a number from 1 to 65535")
+    return int(text)
 
 
 def screenshots(args):
@@ -389,8 +431,14 @@ def build_parser():
     sub = command("test", test)
     exercise_argument(sub)
     sub.add_argument("--solutions", action="store_true", help="test the reference answer")
-    for name, handler in (("hint", hint), ("diff", diff), ("reset", reset)):
+    sub = command("hint", hint)
+    sub.add_argument("exercise", help="number or name, e.g. 3 or 03_confirmation; 3.2 for "
+                                      "task 2 of exercise 3")
+    for name, handler in (("diff", diff), ("reset", reset)):
         exercise_argument(command(name, handler))
+    sub = command("restore", restore)
+    exercise_argument(sub)
+    sub.add_argument("backup", nargs="?", help="a backup folder's name (default: the newest)")
     command("solutions-branch", solutions_branch)
     sub = command("grade", grade)
     sub.add_argument("--json", metavar="FILE", help="write Exercism-style results.json (v3)")
@@ -400,7 +448,7 @@ def build_parser():
     sub.add_argument("--max-runs", type=int, help=argparse.SUPPRESS)
     sub = command("serve", serve)
     sub.add_argument("--solutions", action="store_true", help="serve the reference answers")
-    sub.add_argument("--port", type=int, default=8000, help="the port (default 8000)")
+    sub.add_argument("--port", type=port_number, default=8000, help="the port (default 8000)")
     sub = command("mutants", mutants_command)
     sub.add_argument("exercises", nargs="*", metavar="exercise",
                      help="number or name (default: every exercise)")
@@ -425,7 +473,7 @@ def build_parser():
 
 
 HANDLERS = {
-    "test": test, "hint": hint, "diff": diff, "reset": reset,
+    "test": test, "hint": hint, "diff": diff, "reset": reset, "restore": restore,
     "solutions-branch": solutions_branch, "grade": grade, "watch": watch, "serve": serve,
     "screenshots": screenshots, "verify": verify,
     "lessons": lessons_command, "notebooks": notebooks_command,
@@ -440,7 +488,15 @@ def main(argv=None):
     if args.rest and args.command != "bench":
         parser.error(f"unrecognized arguments: {' '.join(args.rest)}")
     try:
-        return HANDLERS.get(args.command, board)(args)
-    except (UsageError, gitrepo.GitError) as error:
+        code = HANDLERS.get(args.command, board)(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
+    except (UsageError, gitrepo.GitError, learner.LearnerError) as error:
         print(f"workbook: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader stopped early (`workbook diff 1 | head`): not an error of ours. As Python's
+        # docs advise (signal module, "Note on SIGPIPE"), send what is still buffered to
+        # devnull so that the interpreter's flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

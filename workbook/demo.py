@@ -5,10 +5,14 @@ the same realistic data each time (seeding again adds nothing), creates users wh
 passwords it prints, and serves the admin on localhost. For local development only.
 """
 
+import errno
 import os
 import random
+import signal
+import socket
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 
 from . import metadata
@@ -153,20 +157,82 @@ def _seed_lending(apps):
     Loan.objects.bulk_create(loans)
 
 
+class ServeError(Exception):
+    """The demo cannot start: said in one line (cli.py makes it "workbook: ..." and exit 2)."""
+
+
 def prepare(solutions):
     """Migrate and seed db.sqlite3 (or $WORKBOOK_DB) in this process."""
     os.environ["WORKBOOK_SOLUTIONS"] = "1" if solutions else "0"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbook.settings")
     import django
+    from django.conf import settings
     from django.core.management import call_command
+    from django.db import DatabaseError, connection
 
     django.setup()
-    call_command("migrate", verbosity=0)
-    seed()
+    path = str(settings.DATABASES["default"]["NAME"])
+    _owner_only(path)
+    try:
+        call_command("migrate", verbosity=0)
+        seed()
+    except DatabaseError as error:
+        raise ServeError(_database_advice(path, error)) from None
+    finally:
+        connection.close()
+
+
+def _owner_only(path):
+    """Create the database file readable by its owner only (it holds password hashes), or
+    make an existing one so. SQLite gives its -wal and -shm files the same mode."""
+    if path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        os.chmod(path, 0o600)
+    except OSError as error:
+        raise ServeError(
+            f"cannot create the demo database {path}: {error.strerror}"
+        ) from None
+
+
+def _database_advice(path, error):
+    message = str(error)
+    if "not a database" in message or "malformed" in message:
+        return (f"{path} is not a SQLite database: delete it and run workbook serve again; "
+                "it holds only demo data")
+    return (f"the demo database {path} cannot be used ({message}): if no other workbook "
+            "serve is running, delete it and run workbook serve again; it holds only demo data")
+
+
+def check_port(port):
+    """Refuse a port runserver could not listen on, before anything starts. (It binds as
+    runserver does, with SO_REUSEADDR: a port left in TIME_WAIT is free.)"""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise ServeError(f"port {port} is already in use: stop what uses it, or "
+                                 "choose another with --port") from None
+            raise ServeError(f"cannot listen on port {port} ({error.strerror}): choose "
+                             "another with --port, e.g. 8001") from None
+
+
+# The signals that stop `workbook serve`, and the one each sends on to the server.
+STOPPING = {signal.SIGINT: signal.SIGINT, signal.SIGTERM: signal.SIGTERM,
+            signal.SIGHUP: signal.SIGTERM}
+
+
+class _Stop(Exception):
+    def __init__(self, signum):
+        self.signum = signum
 
 
 def serve(solutions=False, port=8000):
     """Prepare the demo database, say how to log in, then run Django's development server."""
+    check_port(port)
     prepare(solutions)
     code = "the reference answers (solutions/)" if solutions else "your code (exercises/)"
     print(f"Demo admin with {code}: http://127.0.0.1:{port}/admin/")
@@ -181,6 +247,62 @@ def serve(solutions=False, port=8000):
         print(f"  {username} / {password}    {role}")
     sys.stdout.flush()
     manage = str(metadata.ROOT / "manage.py")
-    return subprocess.call(
-        [sys.executable, manage, "runserver", f"127.0.0.1:{port}"], env=dict(os.environ)
-    )
+    return run_server([sys.executable, manage, "runserver", f"127.0.0.1:{port}"])
+
+
+def run_server(command):
+    """Run runserver as a child, and stop it with this process, whatever stops this one.
+
+    runserver keeps its autoreloader (a learner's saved admin.py shows on the next click),
+    so it is two processes: the reloader and, under it, the server. Both run in a process
+    group of their own, and SIGINT (Ctrl-C), SIGTERM or SIGHUP (the terminal closed, or
+    `kill PID` of this process) is sent on to the whole group, then this process waits for
+    it; a server that has not stopped after 10 s is killed. Without this, `kill PID` left
+    the server serving the admin (admin / admin) on the port.
+    """
+    child = None
+    pending = []
+
+    def on_signal(signum, frame):
+        if child is None:
+            pending.append(signum)  # seen just as the child starts: stop it once it has
+        else:
+            raise _Stop(signum)
+
+    previous = {signum: signal.signal(signum, on_signal) for signum in STOPPING}
+    try:
+        child = subprocess.Popen(command, env=dict(os.environ), process_group=0)
+        if pending:
+            raise _Stop(pending[0])
+        return child.wait()
+    except _Stop as stop:
+        for signum in STOPPING:
+            signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C does not cut this short
+        _stop_group(child, STOPPING[stop.signum])
+        return 0 if stop.signum == signal.SIGINT else 128 + stop.signum
+    finally:
+        if child is not None and child.poll() is None:
+            _stop_group(child, signal.SIGTERM)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _stop_group(child, signum, timeout=10):
+    """Send SIGNUM to the child's process group and wait until none of it is left; what is
+    still there after TIMEOUT seconds gets SIGKILL."""
+    deadline = time.monotonic() + timeout
+    try:
+        os.killpg(child.pid, signum)
+        # A zombie that nobody reaps stays in the group: two more seconds after SIGKILL, then
+        # it is not this process's to wait for.
+        while time.monotonic() < deadline + 2:
+            if child.poll() is not None:
+                os.killpg(child.pid, 0)  # ProcessLookupError: the whole group is gone
+            if time.monotonic() > deadline:
+                os.killpg(child.pid, signal.SIGKILL)
+            time.sleep(0.05)
+    except ProcessLookupError:
+        pass
+    if child.poll() is None:
+        child.kill()
+    child.wait()

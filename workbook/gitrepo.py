@@ -1,7 +1,9 @@
 """What the workbook asks of git: the pristine stubs, and the `solutions` branch.
 
 The learner's branch, index and working tree are never touched: the branch is built with
-git's plumbing and a temporary index, and stubs are read from git's object store.
+git's plumbing and a temporary index, and stubs are read from git's object store. The
+workbook updates only a `solutions` branch it made itself: the git config key
+`workbook.solutionsBranch` records the commit it last wrote there.
 """
 
 import hashlib
@@ -14,21 +16,25 @@ from . import metadata
 
 STUBS = metadata.ROOT / "workbook" / "stubs.json"
 BRANCH = "solutions"
+# The commit `workbook solutions-branch` last wrote to the branch: it updates no other.
+OWNER_KEY = "workbook.solutionsBranch"
 
 
 class GitError(Exception):
     """A git problem worth one line to the user."""
 
 
-def git(*args, env=None, raw=False):
+def git(*args, env=None, raw=False, binary=False):
+    """Run git in the workbook; its output (stripped unless raw, bytes if binary)."""
     done = subprocess.run(
-        ["git", *args], cwd=metadata.ROOT, capture_output=True, text=True,
+        ["git", *args], cwd=metadata.ROOT, capture_output=True, text=not binary,
         env={**os.environ, **(env or {})},
     )
     if done.returncode != 0:
-        error = done.stderr.strip().splitlines()
+        stderr = done.stderr.decode(errors="replace") if binary else done.stderr
+        error = stderr.strip().splitlines()
         raise GitError(error[-1] if error else f"git {args[0]} failed")
-    return done.stdout if raw else done.stdout.strip()
+    return done.stdout if raw or binary else done.stdout.strip()
 
 
 def require_checkout():
@@ -69,12 +75,18 @@ def update_stubs():
     STUBS.write_text(json.dumps(current_blobs(), indent=2, sort_keys=True) + "\n")
 
 
+def is_stub(path, data):
+    """Whether `data` is the recorded stub of `path` (with LF or CRLF line endings)."""
+    recorded = stub_blobs().get(path)
+    return recorded in (blob_id(data), blob_id(data.replace(b"\r\n", b"\n")))
+
+
 def pristine_stub(path):
-    """The stub's original text, from git's objects: works even after you committed yours."""
+    """The stub's original bytes, from git's objects: works even after you committed yours."""
     require_checkout()
     blob = stub_blobs()[path]
     try:
-        return git("cat-file", "blob", blob, raw=True)
+        return git("cat-file", "blob", blob, binary=True)
     except GitError:
         raise GitError(f"git has no copy of the original {path} (blob {blob[:10]})") from None
 
@@ -82,13 +94,20 @@ def pristine_stub(path):
 def solutions_branch():
     """Create or update the branch `solutions`: HEAD with every stub replaced by its answer.
 
-    Returns (commit, created, changed). Nothing outside refs/heads/solutions changes.
+    Returns (commit, created, changed). Nothing outside refs/heads/solutions (and the config
+    key recording it) changes. A branch `solutions` that the workbook did not write, or that
+    is checked out in a worktree, is refused with a GitError.
     """
     require_checkout()
     try:
         head = git("rev-parse", "--verify", "HEAD^{commit}")
     except GitError:
         raise GitError("this repository has no commit yet: commit first") from None
+    try:
+        previous = git("rev-parse", "--verify", "--quiet", f"refs/heads/{BRANCH}^{{commit}}")
+    except GitError:
+        previous = None
+    _check_ours(previous)
     with tempfile.TemporaryDirectory() as tmp:
         index = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
         git("read-tree", head, env=index)
@@ -97,10 +116,6 @@ def solutions_branch():
             blob = git("hash-object", "-w", answer)
             git("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=index)
         tree = git("write-tree", env=index)
-    try:
-        previous = git("rev-parse", "--verify", f"refs/heads/{BRANCH}^{{commit}}")
-    except GitError:
-        previous = None
     if previous and git("rev-parse", f"{previous}^{{tree}}") == tree:
         return previous, False, False
     # Keep the branch's history, and record which of your commits it answers.
@@ -109,8 +124,48 @@ def solutions_branch():
         parents.append(head)
     message = f"Reference answers on top of {head[:10]}\n\nMade by `workbook solutions-branch`."
     commit = git("commit-tree", tree, *[arg for p in parents for arg in ("-p", p)], "-m", message)
-    git("update-ref", f"refs/heads/{BRANCH}", commit)
+    # Compare and swap: fails if the branch moved (or appeared) since it was checked.
+    git("update-ref", "-m", "workbook solutions-branch", f"refs/heads/{BRANCH}", commit,
+        previous or "")
+    git("config", OWNER_KEY, commit)
     return commit, previous is None, True
+
+
+def _check_ours(previous):
+    """Refuse a branch `solutions` the workbook did not write, or one checked out anywhere."""
+    rename = f"rename yours (git branch -m {BRANCH} my-{BRANCH}) and run it again"
+    if previous is not None:
+        try:
+            recorded = git("config", "--get", OWNER_KEY)
+        except GitError:
+            recorded = None
+        if recorded != previous:
+            if recorded and _is_ancestor(recorded, previous):
+                raise GitError(
+                    f"the branch '{BRANCH}' has commits `workbook solutions-branch` did not "
+                    f"write: {rename}"
+                )
+            raise GitError(
+                f"a branch '{BRANCH}' exists that `workbook solutions-branch` did not make: "
+                f"{rename}"
+            )
+    busy = checked_out_in()
+    if busy:
+        raise GitError(
+            f"the branch '{BRANCH}' is checked out in {busy[0]}: switch that worktree to another "
+            "branch (git switch --detach), then run `workbook solutions-branch` again"
+        )
+
+
+def checked_out_in():
+    """The worktrees (this one included) that have the branch `solutions` checked out."""
+    paths, path = [], None
+    for line in git("worktree", "list", "--porcelain").splitlines():
+        if line.startswith("worktree "):
+            path = line[len("worktree "):]
+        elif line == f"branch refs/heads/{BRANCH}":
+            paths.append(path)
+    return paths
 
 
 def _is_ancestor(commit, of):

@@ -47,8 +47,12 @@ def bar(done, total, width=20):
 
 
 def next_step(report):
-    """(exercise, task) of the first task with a test that does not pass, or None."""
-    for exercise, tests in by_exercise(report):
+    """(exercise, task) of the first task with a test that does not pass, or None.
+
+    An exercise whose tests cannot run at all (its admin.py does not import) comes first."""
+    broken = report.get("broken", {})
+    ordered = sorted(by_exercise(report), key=lambda pair: pair[0].folder not in broken)
+    for exercise, tests in ordered:
         failing = sorted(t["task"] for t in tests if t["outcome"] != "passed")
         if failing:
             return exercise, failing[0]
@@ -58,9 +62,13 @@ def next_step(report):
 def board(report):
     """The progress board, as lines of text."""
     lines = ["Django admin actions workbook: your progress", ""]
+    broken = report.get("broken", {})
     for exercise, tests in by_exercise(report):
         passed = [t for t in tests if t["outcome"] == "passed"]
         points = sum(t["points"] for t in passed)
+        if exercise.folder in broken:
+            lines.append(f"  {exercise.folder:<20} !! {broken[exercise.folder]}")
+            continue
         lines.append(
             f"  {exercise.folder:<20} {bar(len(passed), len(tests))} "
             f"{len(passed):>2}/{len(tests):<2} tests  {points:>2}/{exercise.points:<2} points"
@@ -73,6 +81,15 @@ def board(report):
         return lines
     exercise, task = step
     pytest_cmd = "pytest" if os.environ.get("VIRTUAL_ENV") else ".venv/bin/pytest"
+    if exercise.folder in broken:
+        return lines + [
+            f"Next: exercise {exercise.folder} ({broken[exercise.folder]}): none of "
+            "its tests can run until you fix it.",
+            *(f"  fix    exercises/{exercise.folder}/{name}" for name in exercise.learner_files
+              if name.endswith(".py")),
+            f"  check  {pytest_cmd} exercises/{exercise.folder}   (the error in full; or: "
+            f"workbook test {exercise.number})",
+        ]
     lines += [
         f"Next: exercise {exercise.folder}, task {task}: {exercise.tasks[task - 1]}",
         f"  read   {exercise.lesson}  (## Task {task})",

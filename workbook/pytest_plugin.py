@@ -60,6 +60,7 @@ def pytest_configure(config):
     from django.conf import settings
 
     settings.INSTALLED_APPS  # noqa: B018
+    _faster_test_runs(settings)
     _refuse_a_mixed_up_mode()
     if switch.solutions_mode():
         for category in ("RemovedInNextVersionWarning", "RemovedInDjango2028Warning"):
@@ -67,6 +68,26 @@ def pytest_configure(config):
                 "filterwarnings", f"error::django.utils.deprecation.{category}"
             )
     config.stash[_results_key] = {}
+
+
+def _faster_test_runs(settings):
+    """Test runs only (the demo site keeps Django's defaults); measured by `workbook bench
+    --loop`. Sessions live in the process's memory, not in a table: every admin_client logs
+    in, a session row each (no test reads the session table). The admin's navigation sidebar,
+    every model of every exercise on each page, is not rendered: no test reads it."""
+    from django.contrib.admin import AdminSite
+
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+    AdminSite.enable_nav_sidebar = False
+
+
+def pytest_collection_finish(session):
+    """What is alive after the imports and the collection (Django, the apps, the tests)
+    lives to the end: keep it out of the garbage collector's full passes (and out of
+    pytest's final gc.collect() calls), which otherwise walk it again and again."""
+    import gc
+
+    gc.freeze()
 
 
 def _refuse_a_mixed_up_mode():
@@ -111,12 +132,14 @@ def pytest_collection_modifyitems(config, items):
             )
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
-    """An exercise whose admin.py does not import fails its own tests, and no others."""
+    """An exercise whose admin.py does not import, or that fails Django's system checks,
+    fails its own tests with that error, and no others; an exception raised by the learner's
+    code fails the test in the workbook's format rather than as Django's traceback."""
     exercise = exercise_of(item.path)
     if exercise is None:
-        return
+        return (yield)
     from .apps import broken_admins
 
     if exercise.label in broken_admins:
@@ -125,6 +148,50 @@ def pytest_runtest_call(item):
             f"cannot run. Fix this error first:\n\n{broken_admins[exercise.label]}",
             pytrace=False,
         )
+    errors = check_errors(exercise)
+    if errors:
+        pytest.fail(
+            f"exercises/{exercise.folder} fails Django's system checks (what `manage.py "
+            "check` runs), so this test cannot run. Fix these first:\n"
+            + "\n".join(errors),
+            pytrace=False,
+        )
+    try:
+        return (yield)
+    except Exception as error:  # noqa: BLE001 - only the learner's own errors are rewritten
+        from .testing import caused_by_learner, explain_raised
+
+        if not caused_by_learner(error):
+            raise
+        message = explain_raised(error, "Your code")
+    from .testing import fail_raised
+
+    fail_raised(message)
+
+
+_checked = {}
+
+
+def check_errors(exercise):
+    """Django's system-check errors for the exercise's app, one line each (run once)."""
+    if exercise.label not in _checked:
+        from django.apps import apps
+        from django.core import checks
+
+        found = checks.run_checks(
+            app_configs=[apps.get_app_config(exercise.label)], include_deployment_checks=False
+        )
+        lines = []
+        for message in found:
+            if message.level < checks.ERROR or message.is_silenced():
+                continue
+            obj = message.obj
+            name = getattr(getattr(obj, "_meta", None), "label", None) or getattr(
+                obj, "__qualname__", None) or type(obj).__qualname__
+            hint = f" HINT: {message.hint}" if message.hint else ""
+            lines.append(f"  {message.id} {name}: {message.msg}{hint}")
+        _checked[exercise.label] = lines
+    return _checked[exercise.label]
 
 
 @pytest.hookimpl(wrapper=True)
@@ -136,12 +203,21 @@ def pytest_runtest_makereport(item, call):
     marker = item.get_closest_marker("task")
     task = marker.args[0]
     if report.failed and hasattr(report.longrepr, "addsection"):
-        title = exercise.tasks[task - 1] if 0 < task <= len(exercise.tasks) else "?"
+        # A failure may name the task whose contract it is (expect(..., task=N)).
+        shown = getattr(call.excinfo.value, "workbook_task", None) if call.excinfo else None
+        shown = shown or task
+        title = exercise.tasks[shown - 1] if 0 < shown <= len(exercise.tasks) else "?"
         report.longrepr.addsection(
-            f"Task {task}: {title}",
-            f"Read task {task} in {exercise.lesson}; stuck? "
-            f"See '## Task {task}' in {exercise.hints}.",
+            f"Task {shown}: {title}",
+            f"Read task {shown} in {exercise.lesson}; stuck? "
+            f"Run `workbook hint {exercise.number}.{shown}`.",
         )
+        if report.when == "call":
+            _group_the_same_failure(item.config, exercise, task, report)
+    if call.excinfo and getattr(call.excinfo.value, "workbook_raised", False):
+        # The message says what was raised and where; Django's log of it repeats the
+        # traceback the message replaces.
+        report.sections = [s for s in report.sections if not s[0].startswith("Captured log")]
     results = item.config.stash[_results_key]
     if report.when == "call" or report.outcome != "passed":
         outcome = report.outcome
@@ -155,17 +231,54 @@ def pytest_runtest_makereport(item, call):
                 task=task,
                 points=marker.kwargs.get("points", 1),
                 outcome=outcome,
-                message=_first_line(report),
+                message=_message(report),
             )
     return report
 
 
-def _first_line(report):
+def _message(report):
+    """The whole failure message (what the learner reads first), without "Failed: "."""
     if report.passed:
         return ""
     text = getattr(report.longrepr, "reprcrash", None)
     text = text.message if text is not None else str(report.longrepr)
-    return text.removeprefix("Failed: ").strip().splitlines()[0] if text.strip() else ""
+    return text.removeprefix("Failed: ").strip()
+
+
+_groups_key = pytest.StashKey[dict]()
+_SAME_REASON = "the same failure"
+
+
+def _group_the_same_failure(config, exercise, task, report):
+    """Show a failure message once per exercise: a later test failing with the very same
+    message is left out of the FAILURES section (still counted, and listed as FAILED), and
+    the first one says how many more fail for the same reason."""
+    text = _message(report)
+    if not text:
+        return
+    groups = config.stash.setdefault(_groups_key, {})
+    key = (exercise.folder, text)
+    if key not in groups:
+        groups[key] = {"first": report, "more": 0, "tasks": set()}
+        return
+    group = groups[key]
+    group["more"] += 1
+    group["tasks"].add(task)
+    # What pytest's terminal reporter reads as "already shown" (as after --pdb showed it).
+    report._pdbshown = True
+    tasks = sorted(group["tasks"])
+    named = "task " + str(tasks[0]) if len(tasks) == 1 else (
+        "tasks " + ", ".join(map(str, tasks[:-1])) + f" and {tasks[-1]}")
+    more = group["more"]
+    line = (f"{more} more test{'s' if more > 1 else ''} of {named} fail{'' if more > 1 else 's'} "
+            "for the same reason (listed as FAILED at the end).")
+    sections = group["first"].longrepr.sections
+    for index, (title, _, sep) in enumerate(sections):
+        if title == _SAME_REASON:
+            sections[index] = (title, line, sep)
+            break
+    else:
+        group["first"].longrepr.addsection(_SAME_REASON, line)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -181,9 +294,27 @@ def pytest_sessionfinish(session, exitstatus):
         payload = {
             "solutions": switch.solutions_mode(),
             "modules_from_solutions": results.get("__leak__", []),
+            "broken": _broken_exercises(),
             "tests": [asdict(r) for key, r in results.items() if key != "__leak__"],
         }
         Path(path).write_text(json.dumps(payload, indent=2))
+
+
+def _broken_exercises():
+    """{folder: why its tests cannot run} for exercises whose admin.py does not import or
+    that fail Django's system checks (those whose tests ran)."""
+    from .apps import broken_reasons
+
+    broken = {}
+    for exercise in metadata.exercises():
+        if exercise.label in broken_reasons:
+            broken[exercise.folder] = (
+                f"admin.py does not import: {broken_reasons[exercise.label]}"
+            )
+        elif _checked.get(exercise.label):
+            ids = sorted({line.split()[0] for line in _checked[exercise.label]})
+            broken[exercise.folder] = f"fails Django's system checks: {', '.join(ids)}"
+    return broken
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

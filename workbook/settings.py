@@ -65,11 +65,20 @@ DATABASES = {
         "ENGINE": "django.db.backends.sqlite3",
         # WORKBOOK_DB points the benchmark (or a demo) at another database file.
         "NAME": os.environ.get("WORKBOOK_DB", ROOT / "db.sqlite3"),
+        "OPTIONS": {
+            # Write-ahead logging: a slow streamed export holds a read transaction open,
+            # and readers no longer block writers (without it every other save fails with
+            # "database is locked" after 5 s). The mode is kept in the file itself; an
+            # in-memory database (the tests, the notebooks) stays "memory".
+            # (transaction_mode stays Django's default: "IMMEDIATE" would change the SQL
+            # that the notebooks and lessons show, BEGIN becoming BEGIN IMMEDIATE.)
+            "init_command": "PRAGMA journal_mode=WAL",
+        },
     }
 }
 
-# Tests only need to tell users apart, not to resist brute force.
-PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Django's default password hashers, for the demo site's users. The test runs switch to a
+# fast one (conftest.py): tests only need to tell users apart, not to resist brute force.
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

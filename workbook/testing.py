@@ -6,6 +6,7 @@ without a traceback into this module.
 
 import csv
 import io
+import re
 from html.parser import HTMLParser
 
 import pytest
@@ -14,11 +15,182 @@ from django.core.mail.backends import locmem
 from django.urls import NoReverseMatch, reverse
 
 
-def expect(condition, message):
-    """Fail the test with `message` alone (no traceback) unless `condition` holds."""
+def expect(condition, message, *, task=None):
+    """Fail the test with `message` alone (no traceback) unless `condition` holds.
+
+    `task` files the failure under another task than the test's own (the plugin's "Task N"
+    section), when what failed is that task's contract.
+    """
     __tracebackhide__ = True
     if not condition:
+        try:
+            pytest.fail(message, pytrace=False)
+        except pytest.fail.Exception as failure:
+            failure.workbook_task = task
+            raise
+
+
+# What the learner's code raised, said in the workbook's format.
+
+_RAISED_ADVICE = {
+    "ProtectedError": (
+        "delete() refused because other rows point to some selected ones with "
+        "on_delete=PROTECT, and nothing caught it: the user would get a 'Server Error (500)' "
+        "page. An error the data can cause is one to expect: catch it where you delete and "
+        "tell the user with an ERROR message (the lesson's task says which)."
+    ),
+    "RestrictedError": (
+        "delete() refused because other rows point to some selected ones with "
+        "on_delete=RESTRICT, and nothing caught it: the user would get a 'Server Error (500)' "
+        "page. Catch it where you delete and tell the user with an ERROR message."
+    ),
+    "FieldError": (
+        "A queryset names a field or lookup the model does not have: compare the names at "
+        "that line with the model in models.py."
+    ),
+    "FieldDoesNotExist": (
+        "The model has no field by that name: compare the names at that line with the model "
+        "in models.py."
+    ),
+    "TemplateDoesNotExist": (
+        "Django found no template by that name: compare it with the template's path under "
+        "the exercise's templates/ folder."
+    ),
+}
+_RAISED_DEFAULT = (
+    "An action that raises gives the user a 'Server Error (500)' page instead of the "
+    "changelist. Fix that line, or catch there what the data can cause and tell the user "
+    "with message_user."
+)
+
+
+def learner_frame(error):
+    """(file relative to the workbook, line, function, source) of the innermost frame of
+    `error`'s traceback in an exercise's code (not its tests), or None."""
+    import traceback
+    from pathlib import Path
+
+    from . import metadata
+
+    roots = (metadata.EXERCISES_DIR, metadata.SOLUTIONS_DIR)
+    found = None
+    for frame in traceback.extract_tb(error.__traceback__):
+        path = Path(frame.filename)
+        if path.name.startswith("test_") or not any(path.is_relative_to(r) for r in roots):
+            continue
+        found = (path.relative_to(metadata.ROOT).as_posix(), frame.lineno, frame.name,
+                 (frame.line or "").strip())
+    if found is None and isinstance(error, SyntaxError) and error.filename:
+        path = Path(error.filename)
+        if any(path.is_relative_to(r) for r in roots):
+            found = (path.relative_to(metadata.ROOT).as_posix(), error.lineno, "",
+                     (error.text or "").strip())
+    return found
+
+
+def _template_of(error):
+    """(template relative to the workbook, line, source) of a template error in the
+    workbook's own templates, or None."""
+    from . import metadata
+
+    debug = getattr(error, "template_debug", None)
+    name = str((debug or {}).get("name", ""))
+    if not name.startswith(str(metadata.ROOT) + "/"):
+        return None
+    return name.removeprefix(str(metadata.ROOT) + "/"), debug["line"], debug["during"].strip()
+
+
+def caused_by_learner(error):
+    """Whether `error`'s traceback runs through an exercise's code or template."""
+    return learner_frame(error) is not None or _template_of(error) is not None
+
+
+def explain_raised(error, doing):
+    """What the learner's code raised while `doing`, where, and what to do, in a few lines."""
+    kind = type(error)
+    name = kind.__qualname__ if kind.__module__ == "builtins" else (
+        f"{kind.__qualname__} ({kind.__module__})"
+    )
+    text = error.args[0] if error.args and isinstance(error.args[0], str) else str(error)
+    text = text if len(text) <= 300 else text[:297] + "..."
+    lines = [f"{doing} raised {name}: {text}"]
+    where = learner_frame(error)
+    template = _template_of(error)
+    if where is not None:
+        path, line, function, source = where
+        lines.append(f"  at {path}, line {line}" + (f", in {function}" if function else "")
+                     + (f":\n      {source}" if source else ""))
+    elif template is not None:
+        lines.append("  at {}, line {}: {}".format(*template))
+    else:
+        lines.append("  (inside Django: no line of your code is in the traceback; look at "
+                     "what your code hands to Django)")
+    lines.append(_RAISED_ADVICE.get(kind.__name__, _RAISED_DEFAULT))
+    return "\n".join(lines)
+
+
+def _send(doing, request, *args, **kwargs):
+    """Call `request` (a test client's get or post): what it raises fails the test in the
+    workbook's format, not as Django's traceback (the test client re-raises view errors)."""
+    __tracebackhide__ = True
+    try:
+        return request(*args, **kwargs)
+    except Exception as error:  # noqa: BLE001 - every error of the learner's code is reported
+        # The worked example's own tests (lessons/) expect some errors: only a graded test,
+        # or code of an exercise in the traceback, turns one into a workbook failure.
+        if not (_in_graded_test() or caused_by_learner(error)):
+            raise
+        message = explain_raised(error, doing)
+    fail_raised(message)
+
+
+def _in_graded_test():
+    import os
+
+    return os.environ.get("PYTEST_CURRENT_TEST", "").startswith("exercises/")
+
+
+def fail_raised(message):
+    """Fail with `message` (from explain_raised), marked for the plugin, which leaves out
+    Django's log of the same error ("Internal Server Error", with the traceback)."""
+    __tracebackhide__ = True
+    try:
         pytest.fail(message, pytrace=False)
+    except pytest.fail.Exception as failure:
+        failure.workbook_raised = True
+        raise
+
+
+class expect_num_queries:
+    """`with expect_num_queries(n, info=...):` fails, with `info`, unless the block runs
+    exactly `n` SQL queries on the default database (pytest-django's
+    django_assert_num_queries, failing in the workbook's format)."""
+
+    def __init__(self, count, info):
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        self.count, self.info = count, info
+        self.queries = CaptureQueriesContext(connection)
+
+    def __enter__(self):
+        self.queries.__enter__()
+        return self.queries
+
+    def __exit__(self, kind, value, traceback):
+        __tracebackhide__ = True
+        self.queries.__exit__(kind, value, traceback)
+        if kind is not None:
+            return False
+        ran = [q["sql"] for q in self.queries.captured_queries]
+        shown = "\n".join(f"  {sql[:110]}" for sql in ran[:8])
+        more = f"\n  ... and {len(ran) - 8} more" if len(ran) > 8 else ""
+        expect(
+            len(ran) == self.count,
+            f"{self.info}\nExpected {self.count} SQL queries; {len(ran)} ran"
+            + (f", the first of them:\n{shown}{more}" if ran else "."),
+        )
+        return False
 
 
 def changelist_url(model, query="", site="admin"):
@@ -39,7 +211,8 @@ def changelist_url(model, query="", site="admin"):
 def offered_actions(client, model, query="", site="admin"):
     """The action dropdown of the changelist page, as {name: label}, without the blank choice."""
     __tracebackhide__ = True
-    response = client.get(changelist_url(model, query, site))
+    response = _send(f"Loading the {model.__name__} changelist", client.get,
+                     changelist_url(model, query, site))
     expect(
         response.status_code == 200,
         f"GET {changelist_url(model, query, site)} answered {response.status_code}, not 200.",
@@ -96,6 +269,87 @@ def messages_of(response):
     return [(m.level_tag, str(m)) for m in response.context["messages"]]
 
 
+_NUMBER = re.compile(r"\d[\d,]*")
+
+
+def _counts(text):
+    return [int(n.replace(",", "")) for n in _NUMBER.findall(text)]
+
+
+def _word_forms(text):
+    """The words of `text` with singular and plural made alike ("article was" ~ "articles
+    were")."""
+    forms = {"was": "were", "is": "are", "a": "", "an": "", "has": "have"}
+    words = [w.lower().rstrip(".,:;") for w in text.split()]
+    return [forms.get(w, w.removesuffix("s")) for w in words if forms.get(w, w)]
+
+
+def _first_difference(expected, found):
+    """The first words where `found` differs from `expected`, with a word of context."""
+    import difflib
+
+    want, got = expected.split(), found.split()
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, want, got).get_opcodes():
+        if op != "equal":
+            start_i, start_j = max(i1 - 1, 0), max(j1 - 1, 0)
+            return " ".join(want[start_i:i2 + 1]), " ".join(got[start_j:j2 + 1])
+    return expected, found
+
+
+def message_differences(expected, shown):
+    """What differs between the messages `expected` and those `shown`, [(level, text)] each,
+    as sentences: the level, the count or the wording of each message."""
+    import difflib
+
+    left = list(shown)
+    notes = []
+    for level, text in expected:
+        if (level, text) in left:
+            left.remove((level, text))
+            continue
+        close = sorted(
+            left, key=lambda m: -difflib.SequenceMatcher(None, m[1], text).ratio()
+        )
+        if not close or difflib.SequenceMatcher(None, close[0][1], text).ratio() < 0.5:
+            notes.append(f"No message reads like the [{level}] one.")
+            continue
+        found_level, found = close[0]
+        left.remove(close[0])
+        if found_level != level:
+            notes.append(
+                f"The level is {found_level.upper()}; it should be {level.upper()}"
+                + (" (the words are right)." if found == text else ".")
+            )
+        if found == text:
+            continue
+        if _NUMBER.sub("#", found) == _NUMBER.sub("#", text):
+            note = (f"The count differs: it says {', '.join(map(str, _counts(found)))}, "
+                    f"expected {', '.join(map(str, _counts(text)))}.")
+            if "delet" in text.lower() and sum(_counts(found)) > sum(_counts(text)):
+                note += (" delete() returns every row it deleted, the rows deleted with them "
+                         "(on_delete=CASCADE) included: count the selected articles "
+                         "themselves.")
+            notes.append(note)
+        elif _counts(found) == _counts(text) and _word_forms(found) == _word_forms(text):
+            want, got = _first_difference(text, found)
+            notes.append(
+                f"Singular and plural are mixed up for a count of "
+                f"{', '.join(map(str, _counts(text)))}: expected “{want}”, found “{got}”. "
+                "ngettext picks the form by the count."
+            )
+        else:
+            want, got = _first_difference(text, found)
+            notes.append(f"The wording differs: expected “{want}”, found “{got}”.")
+    notes += [f"An extra message is shown: [{level}] {text}" for level, text in left]
+    return notes
+
+
+def listed_differences(expected, shown):
+    """message_differences as lines to add to a failure message ("" when none)."""
+    notes = message_differences(expected, shown)
+    return "".join(f"  - {note}\n" for note in notes)
+
+
 def expect_message(response, level_tag, text, action):
     """Fail unless the page shows exactly the message `text` at `level_tag`."""
     __tracebackhide__ = True
@@ -105,8 +359,8 @@ def expect_message(response, level_tag, text, action):
         (level_tag, text) in shown,
         f"After running '{action}' the changelist should show:\n  [{level_tag}] {text}\n"
         f"It shows:\n{shown_text}\n"
-        "Compare the level and the words: the lesson's task gives each message, for one "
-        "article and for many.",
+        f"What differs:\n{listed_differences([(level_tag, text)], shown)}"
+        "The lesson's task gives each message, for one article and for many.",
     )
 
 
@@ -135,8 +389,10 @@ def expect_download(response, action, content_type, filename):
 
 def content_of(response):
     """The whole body, whether the response streams or not."""
+    __tracebackhide__ = True
     if response.streaming:
-        return b"".join(response.streaming_content)
+        return _send("Reading the response's content", lambda: b"".join(
+            response.streaming_content))
     return response.content
 
 
@@ -193,7 +449,7 @@ def submit_form(client, response, button, follow=True):
     data[button] = dict(form["buttons"])[button]
     # A form without an action attribute posts to the page's own URL, query string included.
     url = form["action"] or response.wsgi_request.get_full_path()
-    return client.post(url, data, follow=follow)
+    return _send(f"Pressing '{button}' on the page", client.post, url, data, follow=follow)
 
 
 def create_staff(user_model, username, *permissions, password=None, email=""):
@@ -279,7 +535,8 @@ def peak_memory_while_reading(post):
     try:
         response = post()
         pieces = response.streaming_content if response.streaming else [response.content]
-        lines = sum(piece.count(b"\n") for piece in pieces)
+        lines = _send("Reading the response's content",
+                      lambda: sum(piece.count(b"\n") for piece in pieces))
         return tracemalloc.get_traced_memory()[1], lines
     finally:
         if not was_tracing:

@@ -19,6 +19,7 @@ from workbook.testing import (
     csv_rows,
     expect,
     expect_action_offered,
+    expect_num_queries,
     expect_download,
     peak_memory_while_reading,
     post_action,
@@ -202,7 +203,7 @@ def test_the_export_streams_instead_of_building_the_file_in_memory(admin_client,
 
 @pytest.mark.task(2, points=2)
 def test_the_export_runs_as_many_queries_for_500_rows_as_for_1(
-    admin_client, admin_user, django_assert_num_queries
+    admin_client, admin_user
 ):
     expect_action_offered(admin_client, Article, "export_as_csv")
     authors = [admin_user] + [
@@ -214,7 +215,7 @@ def test_the_export_runs_as_many_queries_for_500_rows_as_for_1(
     with CaptureQueriesContext(connection) as one:
         content_of(export(admin_client, [articles[0].pk]))
 
-    with django_assert_num_queries(
+    with expect_num_queries(
         len(one),
         info="Exporting 500 articles ran more SQL queries than exporting 1: something is "
         "looked up row by row (article.author is one query per article). The author's "
@@ -228,7 +229,7 @@ def test_the_export_runs_as_many_queries_for_500_rows_as_for_1(
 
 @pytest.mark.task(2, points=2)
 def test_every_row_past_the_first_batch_arrives_once_in_the_changelists_order(
-    admin_client, admin_user, django_assert_num_queries
+    admin_client, admin_user
 ):
     expect_action_offered(admin_client, Article, "export_as_csv")
     count = 2 * BATCH_SIZE + 500  # two full batches and part of a third
@@ -240,7 +241,7 @@ def test_every_row_past_the_first_batch_arrives_once_in_the_changelists_order(
         content_of(export(admin_client, [articles[0].pk]))
 
     # o=1 is the changelist sorted by title, as clicking the "Title" header does.
-    with django_assert_num_queries(
+    with expect_num_queries(
         len(one),
         info=f"Exporting {count:,} articles ran more queries than exporting 1: something "
         "runs a query per batch or per row. The contract is one query that the rows are read "

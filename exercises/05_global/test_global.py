@@ -24,6 +24,7 @@ from workbook.testing import (
     csv_rows,
     expect,
     expect_download,
+    expect_num_queries,
     offered_actions,
     peak_memory_while_reading,
     post_action,
@@ -233,7 +234,7 @@ def test_the_export_streams(admin_client, admin_user):
 
 @pytest.mark.task(2, points=2)
 def test_the_export_runs_as_many_queries_for_500_rows_as_for_1(
-    admin_client, admin_user, django_user_model, django_assert_num_queries
+    admin_client, admin_user, django_user_model
 ):
     expect_offered_on_articles(admin_client)
     authors = [django_user_model.objects.create_user(f"a{i}") for i in range(5)]
@@ -245,7 +246,7 @@ def test_the_export_runs_as_many_queries_for_500_rows_as_for_1(
     with CaptureQueriesContext(connection) as one:
         content_of(export(admin_client, Article, [articles[0].pk]))
 
-    with django_assert_num_queries(
+    with expect_num_queries(
         len(one),
         info="Exporting 500 articles ran more queries than exporting 1: getattr(obj, "
         "field.name) on a foreign key the changelist did not join (author: it is not in "
@@ -258,7 +259,7 @@ def test_the_export_runs_as_many_queries_for_500_rows_as_for_1(
 
 @pytest.mark.task(2, points=2)
 def test_every_row_past_the_first_batch_arrives_once_in_the_changelists_order(
-    admin_client, admin_user, django_assert_num_queries
+    admin_client, admin_user
 ):
     expect_offered_on_articles(admin_client)
     count = 2 * BATCH_SIZE + 500  # two full batches and part of a third
@@ -270,7 +271,7 @@ def test_every_row_past_the_first_batch_arrives_once_in_the_changelists_order(
         content_of(export(admin_client, Article, [articles[0].pk]))
 
     # o=1 is the changelist sorted by title, as clicking the "Title" header does.
-    with django_assert_num_queries(
+    with expect_num_queries(
         len(one),
         info=f"Exporting {count:,} articles ran more queries than exporting 1: read the rows "
         "with one query, values_list(...).iterator(chunk_size=...), not a query per batch "

@@ -38,11 +38,25 @@ def git(repo, *args):
     ).stdout.strip()
 
 
+def git_bytes(repo, revision):
+    return subprocess.run(
+        ["git", "-C", str(repo), "show", revision], capture_output=True, check=True
+    ).stdout
+
+
 @pytest.fixture
 def clone(tmp_path):
-    """A fresh clone of this workbook, with a learner's identity for commits."""
+    """A fresh clone of this workbook, with a learner's identity for commits.
+
+    Its machinery (workbook/, conftest.py, pyproject.toml) is this checkout's as it is now,
+    uncommitted changes included: the commands under test are the ones in this working tree.
+    """
     repo = tmp_path / "workbook"
     subprocess.run(["git", "clone", "-q", str(metadata.ROOT), str(repo)], check=True)
+    shutil.copytree(metadata.ROOT / "workbook", repo / "workbook", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("conftest.py", "pyproject.toml"):
+        shutil.copy(metadata.ROOT / name, repo / name)
     git(repo, "config", "user.email", "learner@example.com")
     git(repo, "config", "user.name", "Learner")
     return repo
@@ -81,20 +95,85 @@ def test_test_runs_one_exercise_by_number_or_name():
     assert answer.returncode == 0 and "30 passed" in answer.stdout
 
 
-def test_hints_come_one_more_each_time_and_are_remembered(tmp_path, monkeypatch):
+def test_hints_come_one_more_each_time_and_are_remembered_per_task(tmp_path, monkeypatch):
     monkeypatch.setattr(learner, "STATE_DIR", tmp_path)
     monkeypatch.setattr(learner, "STATE", tmp_path / "state.json")
     exercise = metadata.find("1")
-    total = len(learner.hints(exercise))
+    total = sum(task == 2 for task, _, _ in learner.hints(exercise))
 
-    first, second = learner.next_hint(exercise), learner.next_hint(exercise)
+    first, second = learner.next_hint(exercise, 2), learner.next_hint(exercise, 2)
+    other = learner.next_hint(exercise, 3)
 
-    assert first[0].startswith(f"Hint 1 of {total}, task 1")
-    assert second[0].startswith(f"Hint 2 of {total}, task 1")
-    assert json.loads((tmp_path / "state.json").read_text()) == {"hints": {exercise.folder: 2}}
+    assert first[0].startswith(f"Hint 1 of {total}, task 2")
+    assert second[0].startswith(f"Hint 2 of {total}, task 2")
+    assert other[0].startswith("Hint 1 of ") and "task 3" in other[0]
+    assert json.loads((tmp_path / "state.json").read_text()) == {
+        "hints": {exercise.folder: {"2": 2, "3": 1}}
+    }
     for _ in range(total - 2):
-        learner.next_hint(exercise)
-    assert "seen all" in learner.next_hint(exercise)[0]
+        learner.next_hint(exercise, 2)
+    assert "seen all" in learner.next_hint(exercise, 2)[0]
+
+    # A state file of the old shape (one count per exercise, hints in file order) still reads.
+    (tmp_path / "state.json").write_text(json.dumps({"hints": {exercise.folder: 1}}))
+    assert learner.next_hint(exercise, 1)[0].startswith("Hint 2 of ")
+
+
+def test_hint_starts_at_the_first_failing_task_or_the_one_asked(clone):
+    answer = (clone / "solutions/01_basic_action/admin.py").read_text()
+    # Tasks 1 to 3 pass; task 4 (the permission) fails.
+    (clone / STUB).write_text(answer.replace(', permissions=["change"]', ""))
+    task4 = [text for task, _, text in learner.hints(metadata.find("1")) if task == 4]
+
+    first = workbook("hint", "1", cwd=clone)
+    asked = workbook("hint", "1.2", cwd=clone)
+    again = workbook("hint", "01_basic_action", cwd=clone)
+
+    assert first.returncode == 0, first.stderr
+    assert "Task 4 is the first" in first.stdout and "Hint 1 of " in first.stdout
+    assert "task 4 (Only for those who may change articles)" in first.stdout
+    assert task4[0] in " ".join(first.stdout.split())
+    assert "Hint 1 of " in asked.stdout and "task 2 (Tell the user what happened)" in asked.stdout
+    assert "Hint 2 of " in again.stdout and "task 4" in again.stdout
+    state = json.loads((clone / ".workbook/state.json").read_text())
+    assert state == {"hints": {"01_basic_action": {"2": 1, "4": 2}}}
+
+    wrong = workbook("hint", "1.7", cwd=clone)
+    assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1
+    assert "no task 7; its tasks are 1 to 4" in wrong.stderr
+
+    # Every task passes: it says so, and a task's hints are still there when asked for.
+    (clone / STUB).write_text(answer)
+    done = workbook("hint", "1", cwd=clone)
+    assert done.returncode == 0 and "Every test of 01_basic_action passes" in done.stdout
+    assert "workbook hint 1.T" in done.stdout and "Hint" not in done.stdout
+    assert "Hint 2 of " in workbook("hint", "1.2", cwd=clone).stdout
+
+
+def test_a_corrupt_state_file_is_kept_and_hints_start_over(clone):
+    state = clone / ".workbook" / "state.json"
+    state.parent.mkdir()
+    state.write_bytes(b'{"hints": {"01_basic_action": \xff')
+
+    first = workbook("hint", "1.1", cwd=clone)
+    second = workbook("hint", "1.1", cwd=clone)
+
+    assert first.returncode == 0 and "Traceback" not in first.stderr, first.stderr
+    assert "state.json was corrupt" in first.stdout and "Hint 1 of " in first.stdout
+    kept = clone / ".workbook" / "state-corrupt.json"
+    assert kept.read_bytes() == b'{"hints": {"01_basic_action": \xff'
+    assert "corrupt" not in second.stdout and "Hint 2 of " in second.stdout
+    # Valid JSON of the wrong shape is corrupt too.
+    state.write_text('{"hints": ["01_basic_action"]}')
+    assert "Hint 1 of " in workbook("hint", "1.1", cwd=clone).stdout
+    assert (clone / ".workbook" / "state-corrupt-2.json").exists()
+
+    # A state that cannot be read at all: one line, exit 2.
+    state.unlink()
+    state.mkdir()
+    done = workbook("hint", "1.1", cwd=clone)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert done.stderr.startswith("workbook: cannot read .workbook/state.json")
 
 
 def test_every_task_has_hints():
@@ -118,6 +197,15 @@ def test_diff_shows_your_file_against_the_answer(clone):
     shutil.copy(clone / "solutions/01_basic_action/admin.py", clone / STUB)
     assert "match the answer" in workbook("diff", "1", cwd=clone).stdout
 
+    # A file that is not UTF-8, or not there: one line that says what to do.
+    (clone / STUB).write_bytes(b"# caf\xe9\n")
+    latin = workbook("diff", "1", cwd=clone)
+    assert latin.returncode == 2 and latin.stderr.count("\n") == 1, latin.stderr
+    assert "admin.py is not UTF-8 text" in latin.stderr
+    (clone / STUB).unlink()
+    missing = workbook("diff", "1", cwd=clone)
+    assert missing.returncode == 2 and "admin.py is missing" in missing.stderr
+
     # A learner who removed solutions/ to stay honest gets one line, not a traceback.
     shutil.rmtree(clone / "solutions")
     gone = workbook("diff", "1", cwd=clone)
@@ -140,6 +228,95 @@ def test_reset_restores_the_stub_and_keeps_your_version(clone):
     assert "already the original stub" in workbook("reset", "1", cwd=clone).stdout
 
 
+def test_reset_never_overwrites_a_backup_and_keeps_exact_bytes(clone):
+    backups = clone / ".workbook" / "backups" / "01_basic_action"
+    # Backups already named for this second and the next ones: none may be overwritten.
+    now = time.time()
+    taken = {time.strftime("%Y%m%d-%H%M%S", time.localtime(now + s)) for s in range(-1, 30)}
+    for name in taken:
+        (backups / name).mkdir(parents=True)
+        (backups / name / "admin.py").write_bytes(b"an older backup\n")
+    mine = [b"# first\r\nfrom django.contrib import admin\r\n", b"# second: caf\xe9\n\xff\n"]
+
+    outputs = []
+    for version in mine:
+        (clone / STUB).write_bytes(version)  # CRLF, then not UTF-8 at all
+        outputs.append(workbook("reset", "1", cwd=clone))
+
+    for done in outputs:
+        assert done.returncode == 0, done.stderr
+        assert "To put your version back: workbook restore 1" in done.stdout
+    for name in taken:
+        assert (backups / name / "admin.py").read_bytes() == b"an older backup\n"
+    new = sorted(set(p.name for p in backups.iterdir()) - taken)
+    assert len(new) == 2
+    saved = [(backups / name / "admin.py").read_bytes() for name in new]
+    assert sorted(saved) == sorted(mine)
+    for name in new:
+        assert f"workbook restore 1 {name}" in "".join(o.stdout for o in outputs)
+    assert (clone / STUB).read_bytes() == git_bytes(clone, f"HEAD:{STUB}")
+
+
+def test_restore_puts_a_backup_back_and_keeps_the_current_file(clone):
+    pristine = (clone / STUB).read_bytes()
+    (clone / STUB).write_bytes(b"# version one\r\n")
+    workbook("reset", "1", cwd=clone)
+    (clone / STUB).write_bytes(b"# version two\n")
+    second = workbook("reset", "1", cwd=clone)
+    (clone / STUB).write_bytes(b"# started over\n")
+
+    done = workbook("restore", "1", cwd=clone)  # the newest backup: version two
+
+    assert done.returncode == 0, done.stderr
+    assert (clone / STUB).read_bytes() == b"# version two\n"
+    assert "restored from .workbook/backups/01_basic_action/" in done.stdout
+    kept = re.search(r"your current version is saved as (\S+)", done.stdout)
+    assert kept and (clone / kept[1]).read_bytes() == b"# started over\n"
+    assert "To undo: workbook restore 1 " in done.stdout
+
+    assert "To put your version back: workbook restore 1" in second.stdout
+    older = sorted((clone / ".workbook/backups/01_basic_action").iterdir())[0].name
+    assert workbook("restore", "1", older, cwd=clone).returncode == 0
+    assert (clone / STUB).read_bytes() == b"# version one\r\n"
+
+    unknown = workbook("restore", "1", "nope", cwd=clone)
+    assert unknown.returncode == 2 and "no backup 'nope'" in unknown.stderr
+    none = workbook("restore", "2", cwd=clone)
+    assert none.returncode == 2 and none.stderr.count("\n") == 1
+    assert "no backup of 02_export" in none.stderr and "workbook reset 2" in none.stderr
+    assert (clone / STUB).read_bytes() != pristine
+
+
+def test_reset_checks_everything_before_it_writes_anything(clone):
+    backups = clone / ".workbook" / "backups"
+    admin = clone / "exercises/03_confirmation/admin.py"
+    template = clone / ("exercises/03_confirmation/templates/admin/confirmation/article/"
+                        "delete_with_confirmation.html")
+    admin.write_text(admin.read_text() + "# my work\n")
+    template.unlink()
+    template.mkdir()  # a file that cannot be read, after one that can
+
+    done = workbook("reset", "3", cwd=clone)
+
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "delete_with_confirmation.html" in done.stderr and "Traceback" not in done.stderr
+    assert admin.read_text().endswith("# my work\n") and not backups.exists()
+
+    shutil.rmtree(clone / "exercises/01_basic_action")
+    gone = workbook("reset", "1", cwd=clone)
+    assert gone.returncode == 2 and gone.stderr.count("\n") == 1
+    assert "exercises/01_basic_action/ is missing" in gone.stderr
+    assert "git checkout HEAD -- exercises/01_basic_action" in gone.stderr
+    assert not backups.exists() and not (clone / "exercises/01_basic_action").exists()
+    # Not UTF-8 is no reason to refuse: the backup is the file's bytes.
+    template.rmdir()
+    template.write_bytes(b"{% block content %}caf\xe9{% endblock %}\n")
+    latin = workbook("reset", "3", cwd=clone)
+    assert latin.returncode == 0, latin.stderr
+    [kept] = backups.rglob("delete_with_confirmation.html")
+    assert kept.read_bytes() == b"{% block content %}caf\xe9{% endblock %}\n"
+
+
 def test_solutions_branch_leaves_your_branch_index_and_files_alone(clone):
     (clone / "exercises/02_export/admin.py").write_text("# half done\n")
     (clone / "notes.txt").write_text("mine\n")
@@ -149,7 +326,7 @@ def test_solutions_branch_leaves_your_branch_index_and_files_alone(clone):
     created = workbook("solutions-branch", cwd=clone)
     again = workbook("solutions-branch", cwd=clone)
 
-    assert "created" in created.stdout and "git diff solutions -- exercises/" in created.stdout
+    assert "created" in created.stdout and "git diff -R solutions -- exercises/" in created.stdout
     assert "already up to date" in again.stdout
     assert git(clone, "rev-parse", "HEAD") == head
     assert git(clone, "status", "--porcelain") == status
@@ -162,6 +339,65 @@ def test_solutions_branch_leaves_your_branch_index_and_files_alone(clone):
     updated = workbook("solutions-branch", cwd=clone)
     assert "updated" in updated.stdout
     assert git(clone, "merge-base", "--is-ancestor", "HEAD", "solutions") == ""
+
+
+def test_solutions_branch_updates_only_a_branch_it_made(clone, tmp_path):
+    head = git(clone, "rev-parse", "HEAD")
+    git(clone, "branch", "solutions")  # the learner's own branch, not the workbook's
+
+    mine = workbook("solutions-branch", cwd=clone)
+
+    assert mine.returncode == 2 and mine.stderr.count("\n") == 1
+    assert "did not make" in mine.stderr and "git branch -m solutions" in mine.stderr
+    assert git(clone, "rev-parse", "solutions") == head
+    git(clone, "branch", "-m", "solutions", "my-solutions")
+
+    made = workbook("solutions-branch", cwd=clone)
+    assert made.returncode == 0, made.stderr
+    # The printed commands work despite the folder solutions/, and read like `workbook diff`.
+    commands = re.findall(r"(git (?:diff|log) .*)$", made.stdout, re.MULTILINE)
+    assert len(commands) == 2
+    (clone / STUB).write_text("# half done\n")
+    diff = subprocess.run(commands[0].split(), cwd=clone, capture_output=True, text=True,
+                          check=True).stdout
+    assert "\n-# half done\n" in diff and "\n+from django.contrib import admin, messages" in diff
+    assert "Reference answers" in subprocess.run(
+        commands[1].split(), cwd=clone, capture_output=True, text=True, check=True).stdout
+
+    # A commit on it that the workbook did not write: refused, the commit kept.
+    tree = git(clone, "rev-parse", "solutions^{tree}")
+    extra = git(clone, "commit-tree", tree, "-p", "solutions", "-m", "my notes")
+    git(clone, "update-ref", "refs/heads/solutions", extra)
+    extended = workbook("solutions-branch", cwd=clone)
+    assert extended.returncode == 2 and "has commits" in extended.stderr
+    assert git(clone, "rev-parse", "solutions") == extra
+
+    # Checked out in another worktree: refused, even when the workbook made it.
+    git(clone, "branch", "-f", "solutions", extra + "^")
+    git(clone, "commit", "-qam", "more work")
+    tree_dir = tmp_path / "answers"
+    git(clone, "worktree", "add", "-q", str(tree_dir), "solutions")
+    busy = workbook("solutions-branch", cwd=clone)
+    assert busy.returncode == 2 and busy.stderr.count("\n") == 1
+    assert f"checked out in {tree_dir}" in busy.stderr
+    git(clone, "worktree", "remove", str(tree_dir))
+    assert "updated" in workbook("solutions-branch", cwd=clone).stdout
+
+
+def test_diff_into_a_closed_pipe_ends_without_a_traceback():
+    read, write = os.pipe()
+    os.close(read)  # like `| head` that has already exited
+    env = {key: value for key, value in os.environ.items() if key != "WORKBOOK_SOLUTIONS"}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", CONSOLE_SCRIPT, "diff", "1"], cwd=metadata.ROOT, env=env,
+            stdout=write, stderr=subprocess.PIPE, text=True,
+        )
+    finally:
+        os.close(write)
+
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
+    assert done.stderr == "" and done.returncode == 1
 
 
 def test_plain_pytest_passes_on_the_solutions_branch(clone, tmp_path):

@@ -1,0 +1,285 @@
+"""What a learner's mistakes look like: each test puts a wrong answer in a copy of the workbook,
+runs pytest there as a learner does, and reads the output.
+
+Never in this checkout: the learner's files here stay as they are.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from workbook import metadata, mutants
+
+CONSOLE_SCRIPT = "import sys; from workbook.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def make_copy(root):
+    shutil.copytree(metadata.ROOT, root, ignore=mutants.NOT_COPIED)
+    return root
+
+
+@pytest.fixture
+def copy(tmp_path):
+    """A copy of the workbook, with the stubs as a learner starts with them."""
+    return make_copy(tmp_path / "workbook")
+
+
+def answer_with(copy, folder, *edits):
+    """Put the reference answer in place of the learner's files, its admin.py changed by
+    `edits`, each (old, new) or (old, new, count)."""
+    for name in metadata.find(folder).learner_files:
+        shutil.copy(metadata.SOLUTIONS_DIR / folder / name, copy / "exercises" / folder / name)
+    path = copy / "exercises" / folder / "admin.py"
+    text = path.read_text()
+    for old, new, *count in edits:
+        assert old in text, old
+        text = text.replace(old, new, *count)
+    path.write_text(text)
+    return text
+
+
+def environment():
+    env = {k: v for k, v in os.environ.items() if k not in ("WORKBOOK_SOLUTIONS", "PYTHONPATH")}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def run_pytest(copy, *args):
+    """`python -m pytest ARGS` in the copy, as a learner runs it: (exit code, output)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", *args, "-p", "no:cacheprovider"], cwd=copy,
+        env=environment(), capture_output=True, text=True, timeout=300,
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def workbook(copy, *args):
+    done = subprocess.run(
+        [sys.executable, "-c", CONSOLE_SCRIPT, *args], cwd=copy, env=environment(),
+        capture_output=True, text=True, timeout=300,
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def failures_section(output):
+    return output.split("= FAILURES =", 1)[1].split("short test summary", 1)[0]
+
+
+# 1. An exception raised by the learner's action
+
+
+def test_an_exception_in_the_action_says_what_was_raised_at_which_line(copy):
+    text = answer_with(
+        copy, "01_basic_action",
+        ("exclude(status=Article.Status.PUBLISHED).update(\n            status=",
+         "exclude(status=Article.Status.PUBLISHED).update(\n            statuss="),
+    )
+    line = next(n for n, source in enumerate(text.splitlines(), 1) if "statuss=" in source)
+
+    code, output = run_pytest(
+        copy, "exercises/01_basic_action", "-k", "publishes_only_the_selected_articles"
+    )
+
+    assert code == 1
+    assert "Your code raised FieldDoesNotExist" in output
+    assert "The model has no field by that name" in output
+    assert re.search(rf"exercises/01_basic_action/admin\.py, line ({line}|{line - 1})", output)
+    assert "Task 1: Publish the selected articles" in output
+    assert "site-packages" not in output
+    assert len(failures_section(output).splitlines()) < 15
+
+
+def test_an_uncaught_protected_error_says_so_and_what_to_do(copy):
+    answer_with(
+        copy, "03_confirmation",
+        ("except (ProtectedError, RestrictedError) as error:", "except KeyError as error:"),
+    )
+
+    code, output = run_pytest(
+        copy, "exercises/03_confirmation", "-k",
+        "test_a_row_protected_meanwhile_stops_everything_first_in_the_order",
+    )
+
+    assert code == 1
+    assert "raised ProtectedError" in output
+    assert "exercises/03_confirmation/admin.py, line" in output
+    assert "on_delete=PROTECT" in output
+    assert "site-packages" not in output
+    assert "Internal Server Error" not in output
+    assert len(failures_section(output).splitlines()) < 15
+
+
+# 2. System-check errors of an exercise's app
+
+
+def test_system_check_errors_are_reported_in_one_line_each(copy):
+    answer_with(
+        copy, "04_conditional", ("def has_notify_permission", "def has_notfy_permission")
+    )
+
+    code, output = run_pytest(copy, "exercises/04_conditional")
+
+    assert code == 1
+    assert "22 failed" in output
+    assert "fails Django's system checks" in output
+    assert re.search(r"admin\.E129 ArticleAdmin: .*has_notify_permission", output)
+    assert "site-packages" not in output
+    assert "Traceback" not in output
+    assert len(output.splitlines()) < 60
+
+
+# 3. The query-count failure
+
+
+def test_a_query_count_failure_is_in_the_workbooks_format(copy):
+    answer_with(
+        copy, "01_basic_action",
+        ("    def make_published(self, request, queryset):\n",
+         "    def make_published(self, request, queryset):\n"
+         "        for article in queryset:\n"
+         "            Article.objects.filter(pk=article.pk).exists()\n"),
+    )
+
+    code, output = run_pytest(
+        copy, "exercises/01_basic_action", "-k",
+        "test_make_published_runs_as_many_queries_for_500_rows_as_for_1",
+    )
+
+    assert code == 1
+    assert "make_published ran more SQL queries for 500 articles than for 1" in output
+    assert re.search(r"Expected \d+ SQL queries; \d+ ran, the first of them:", output)
+    assert "pytest_django" not in output
+    assert len(failures_section(output).splitlines()) < 20
+
+
+# 4. Advice built from what was offered
+
+
+def test_a_reader_offered_notify_is_told_about_notify_under_task_3(copy):
+    answer_with(
+        copy, "04_conditional",
+        ('@admin.action(permissions=["notify"], description=', "@admin.action(description="),
+    )
+
+    code, output = run_pytest(
+        copy, "exercises/04_conditional", "-k",
+        "test_a_reader_is_offered_no_action_and_changes_nothing",
+    )
+
+    assert code == 1
+    failure = failures_section(output)
+    assert "notify_authors is offered, though a reader may not send notifications" in failure
+    assert "make_published is offered" not in failure
+    assert "Task 3: Notify the authors" in failure
+    assert "Task 2:" not in failure
+
+
+# 5. Message mismatches say what differs
+
+
+def test_a_message_at_the_wrong_level_says_so(copy):
+    answer_with(copy, "01_basic_action", ("messages.SUCCESS)", "messages.INFO)", 1))
+
+    code, output = run_pytest(
+        copy, "exercises/01_basic_action", "-k",
+        "test_publishing_three_articles_says_so_in_the_plural",
+    )
+
+    assert code == 1
+    assert "The level is INFO; it should be SUCCESS (the words are right)." in output
+    assert "ngettext" not in output
+
+
+def test_a_delete_count_with_the_cascaded_rows_says_so(copy):
+    answer_with(
+        copy, "03_confirmation",
+        ("self.delete_queryset(request, queryset)", "deleted = queryset.delete()[0]"),
+        ('"Deleted %(count)d articles.", len(pks)\n        ) % {"count": len(pks)}',
+         '"Deleted %(count)d articles.", deleted\n        ) % {"count": deleted}'),
+    )
+
+    code, output = run_pytest(
+        copy, "exercises/03_confirmation", "-k",
+        "test_confirming_deletes_the_articles_and_their_comments",
+    )
+
+    assert code == 1
+    assert "The count differs: it says 6, expected 2." in output
+    assert "delete() returns every row it deleted" in output
+
+
+def test_a_message_worded_differently_shows_where():
+    from workbook.testing import message_differences
+
+    assert message_differences(
+        [("warning", "No articles were changed: the 2 selected were already published.")],
+        [("warning", "No articles changed: the 2 selected were already published.")],
+    ) == ["The wording differs: expected “articles were changed:”, found “articles changed:”."]
+    assert message_differences(
+        [("success", "1 article was marked as published.")],
+        [("success", "1 articles were marked as published.")],
+    )[0].startswith("Singular and plural are mixed up for a count of 1")
+
+
+# 6. The same failure once, 8. the footer, on the untouched stubs
+
+
+@pytest.fixture(scope="module")
+def stub_run(tmp_path_factory):
+    copy = make_copy(tmp_path_factory.mktemp("stubs") / "workbook")
+    return run_pytest(copy, "exercises/01_basic_action")
+
+
+def test_the_same_failure_is_shown_once_with_how_many_more(stub_run):
+    code, output = stub_run
+
+    assert code == 1
+    assert "30 failed" in output
+    assert len(re.findall(r"^FAILED ", output, re.M)) == 30
+    failures = failures_section(output)
+    assert failures.count(
+        "no action named 'make_published'.\nActions offered now: delete_selected."
+    ) == 1
+    assert re.search(r"\d+ more tests of tasks 1, 2 and 4 fail for the same reason", failures)
+    assert len(failures.splitlines()) < 40
+
+
+def test_the_failure_footer_names_the_hint_command(stub_run):
+    _, output = stub_run
+
+    assert "stuck? Run `workbook hint 1.1`." in output
+    assert "hints.md" not in output
+
+
+# 7. grade --json
+
+
+def test_grade_json_keeps_each_failure_message_whole(copy):
+    code, output = workbook(copy, "grade", "--json", "results.json")
+
+    assert code == 0, output
+    tests = json.loads((copy / "results.json").read_text())["tests"]
+    offered = next(t for t in tests if t["name"].endswith("::test_make_published_is_offered_in_the_dropdown"))
+    assert offered["message"].startswith("The Article changelist offers this user no action")
+    assert "\nActions offered now: delete_selected.\n" in offered["message"]
+
+
+# 9. The board and an admin.py that does not import
+
+
+def test_the_board_marks_an_admin_that_does_not_import_and_makes_it_next(copy):
+    admin = copy / "exercises" / "02_export" / "admin.py"
+    text = admin.read_text()
+    admin.write_text(text + "\n\ndef broken(:\n    pass\n")
+    line = len(text.splitlines()) + 3
+
+    code, output = workbook(copy)
+
+    assert f"02_export            !! admin.py does not import: SyntaxError, line {line}" in output
+    assert "Next: exercise 02_export (admin.py does not import" in output
+    assert "fix    exercises/02_export/admin.py" in output

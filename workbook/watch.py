@@ -1,0 +1,165 @@
+"""`workbook watch`: re-run an exercise's tests each time a file of it is saved.
+
+One warm process: pytest, Django and the workbook's test helpers are imported once, then each
+run happens in a fresh fork of that process (the child runs pytest.main and exits, the parent
+waits). Nothing a run imports or changes (the learner's admin.py, Django's app registry and
+settings, the test database) outlives it, so every run sees the files as they are now. The
+exercise's files are watched with watchfiles (change events, not polling).
+"""
+
+import os
+import signal
+import sys
+import warnings
+
+from . import metadata
+
+# Imported once in the watching process so that each forked run starts warm. None of them
+# sets Django up or imports an exercise: that happens in each run, on the current files.
+WARM_MODULES = (
+    # Not the plugins named with -p (pytest_django.plugin, workbook.pytest_plugin): pytest
+    # rewrites their asserts on import, and warns when it cannot (pytest_django.fixtures
+    # imports the plugin). What they import is warm.
+    "pytest",
+    "django.test",
+    "django.test.client",
+    "django.db.backends.sqlite3.base",
+    "django.db.backends.sqlite3.creation",
+    "django.contrib.admin",
+    "django.contrib.admin.helpers",
+    "django.contrib.admin.views.main",
+    "django.contrib.messages",
+    "django.core.management.commands.migrate",
+    "django.views.generic",
+    "workbook.testing",
+    "workbook.apps",
+    # What a run imports besides (python -m workbook bench --loop measures the gain); the
+    # models modules of django.contrib cannot be imported before Django is set up.
+    "_pytest.faulthandler", "_pytest.helpconfig", "_pytest.junitxml", "_pytest.pastebin",
+    "_pytest.setuponly", "_pytest.setupplan", "_pytest.skipping", "_pytest.threadexception",
+    "_pytest.tracemalloc", "_pytest.unittest", "_pytest.unraisableexception",
+    "_pytest.warnings", "xml.etree.ElementTree",
+    "django.conf.locale.en.formats", "django.conf.urls",
+    "django.contrib.admin.apps", "django.contrib.admin.templatetags.admin_list",
+    "django.contrib.admin.templatetags.admin_modify", "django.contrib.admin.templatetags.log",
+    "django.contrib.auth.apps", "django.contrib.auth.checks",
+    "django.contrib.auth.context_processors", "django.contrib.auth.management",
+    "django.contrib.auth.password_validation", "django.contrib.auth.tokens",
+    "django.contrib.contenttypes.apps", "django.contrib.contenttypes.checks",
+    "django.contrib.contenttypes.management", "django.contrib.messages.apps",
+    "django.contrib.messages.context_processors", "django.contrib.messages.middleware",
+    "django.contrib.messages.storage.fallback", "django.contrib.sessions.apps",
+    "django.contrib.sessions.backends.cache", "django.contrib.sessions.middleware",
+    "django.contrib.sessions.serializers", "django.contrib.sites.shortcuts",
+    "django.contrib.staticfiles.apps", "django.contrib.staticfiles.checks",
+    "django.contrib.staticfiles.finders", "django.contrib.staticfiles.storage",
+    "django.core.cache.backends.locmem", "django.core.management.commands.createcachetable",
+    "django.core.management.commands.makemigrations", "django.db.migrations.writer",
+    "django.db.models.sql.compiler", "django.middleware.clickjacking",
+    "django.middleware.common", "django.middleware.csrf", "django.middleware.security",
+    "django.template.context_processors", "django.template.loaders.app_directories",
+    "django.template.loaders.cached", "django.template.loaders.filesystem",
+    "django.templatetags.cache", "django.templatetags.l10n", "django.templatetags.tz",
+    "django.views.csrf", "django.views.defaults",
+)
+
+
+def warm_up():
+    """Import what every run needs; a module that cannot be imported yet is left to the run."""
+    import importlib
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbook.settings")
+    for name in WARM_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - the run itself will import it, and say what fails
+            pass
+
+
+def pytest_args(exercise, extra=()):
+    return [f"exercises/{exercise.folder}", "-q", "-p", "no:cacheprovider", *extra]
+
+
+def run_once(exercise, extra=()):
+    """Run the exercise's tests in a fresh fork of this process; its exit status."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with warnings.catch_warnings():
+        # watchfiles' watcher thread is native and holds no Python lock the child needs.
+        warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: one pytest run, then exit without running the parent's cleanup
+        code = 3
+        try:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            os.chdir(metadata.ROOT)
+            import pytest
+
+            code = int(pytest.main(pytest_args(exercise, extra)))
+        except KeyboardInterrupt:
+            code = 2
+        except BaseException:  # noqa: BLE001 - a crash of the run must not become a 2nd watcher
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(code)
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            return os.waitstatus_to_exitcode(status)
+        except ChildProcessError:
+            return 3
+        except KeyboardInterrupt:
+            # Ctrl-C reached the child too (same process group): let it finish, then stop.
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+            raise
+
+
+def _saved(notify):
+    """Block until a file of the exercise changes (not Python's bytecode cache, nor an
+    editor's temporary file); changes made while a run was going count too."""
+    from watchfiles import Change, DefaultFilter
+
+    relevant = DefaultFilter()
+    while True:
+        # 50 ms without a new change ends a save (editors write a file in several steps).
+        raw = notify.watch(DEBOUNCE_MS, STEP_MS, 0, None)
+        if raw == "signal":
+            raise KeyboardInterrupt
+        if raw in ("stop", "timeout"):
+            continue
+        if any(relevant(Change(change), path) for change, path in raw):
+            return
+
+
+DEBOUNCE_MS, STEP_MS = 400, 50
+
+
+def watch(exercise, max_runs=None, extra=()):
+    """Run the exercise's tests now and after every save, until Ctrl-C (or max_runs)."""
+    from watchfiles._rust_notify import RustNotify  # watchfiles' documented backend
+
+    warm_up()
+    runs = 0
+    try:
+        # Watching starts before the first run, so that a save during a run is not missed.
+        with RustNotify([str(exercise.path)], False, False, 300, True, False) as notify:
+            while True:
+                runs += 1
+                print(f"\n== workbook watch: {exercise.folder} (Ctrl-C to stop)", flush=True)
+                run_once(exercise, extra)
+                if max_runs is not None and runs >= max_runs:
+                    break
+                print("== waiting for you to save a file...", flush=True)
+                _saved(notify)
+    except KeyboardInterrupt:
+        print("\nStopped watching.", flush=True)
+    return 0
