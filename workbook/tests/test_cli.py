@@ -374,6 +374,9 @@ def test_solutions_branch_updates_only_a_branch_it_made(clone, tmp_path):
 
     # Checked out in another worktree: refused, even when the workbook made it.
     git(clone, "branch", "-f", "solutions", extra + "^")
+    # Work outside the learner's files, so the answers' tree changes with it.
+    (clone / "NOTES.md").write_text("my notes\n")
+    git(clone, "add", "NOTES.md")
     git(clone, "commit", "-qam", "more work")
     tree_dir = tmp_path / "answers"
     git(clone, "worktree", "add", "-q", str(tree_dir), "solutions")
