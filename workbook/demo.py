@@ -171,6 +171,7 @@ def prepare(solutions):
     from django.db import DatabaseError, connection
 
     django.setup()
+    _refuse_failing_checks()
     path = str(settings.DATABASES["default"]["NAME"])
     _owner_only(path)
     try:
@@ -180,6 +181,21 @@ def prepare(solutions):
         raise ServeError(_database_advice(path, error)) from None
     finally:
         connection.close()
+
+
+def _refuse_failing_checks():
+    """runserver would print a SystemCheckError traceback and serve nothing until the file
+    is fixed: say it in a line per error instead, before anything is started or written."""
+    from django.core import checks
+
+    errors = [m for m in checks.run_checks() if m.is_serious() and not m.is_silenced()]
+    if errors:
+        lines = [f"  {m.id} {m.obj}: {m.msg}" for m in errors]
+        raise ServeError(
+            "the admin fails Django's system checks, so the server cannot start; fix these "
+            "(`pytest exercises/NN` says more), then run workbook serve again:\n"
+            + "\n".join(lines)
+        )
 
 
 def _owner_only(path):

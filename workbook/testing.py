@@ -36,13 +36,16 @@ _RAISED_ADVICE = {
     "ProtectedError": (
         "delete() refused because other rows point to some selected ones with "
         "on_delete=PROTECT, and nothing caught it: the user would get a 'Server Error (500)' "
-        "page. An error the data can cause is one to expect: catch it where you delete and "
-        "tell the user with an ERROR message (the lesson's task says which)."
+        "page. An error the data can cause is one to expect, twice: look for such rows "
+        "before you ask (the page then says what is in the way and offers no Yes), and still "
+        "catch it where you delete, telling the user with an ERROR message (the lesson's "
+        "task says which)."
     ),
     "RestrictedError": (
         "delete() refused because other rows point to some selected ones with "
         "on_delete=RESTRICT, and nothing caught it: the user would get a 'Server Error (500)' "
-        "page. Catch it where you delete and tell the user with an ERROR message."
+        "page. Look for such rows before you ask, and still catch it where you delete, "
+        "telling the user with an ERROR message."
     ),
     "FieldError": (
         "A queryset names a field or lookup the model does not have: compare the names at "

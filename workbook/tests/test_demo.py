@@ -17,7 +17,7 @@ import pytest
 from django.apps import apps
 from django.contrib.auth import get_user_model
 
-from workbook import demo
+from workbook import demo, metadata
 
 from .test_cli import CONSOLE_SCRIPT
 
@@ -103,12 +103,13 @@ def serve_env(database):
     return env
 
 
-def run_serve(database, *args, timeout=60):
+def run_serve(database, *args, timeout=60, cwd=None):
     """`workbook serve ARGS` to its end: (exit status, stdout, stderr). Whatever it started is
     killed if it has not ended by TIMEOUT (a hang fails the test, it does not stop the run)."""
     process = subprocess.Popen(
         [sys.executable, "-c", CONSOLE_SCRIPT, "serve", *args], env=serve_env(database),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        cwd=cwd,
     )
     try:
         out, err = process.communicate(timeout=timeout)
@@ -211,6 +212,26 @@ def test_serve_on_a_corrupt_database_says_what_to_do(tmp_path):
     assert err == (f"workbook: {database} is not a SQLite database: delete it and run "
                    "workbook serve again; it holds only demo data\n")
     assert database.read_bytes() == garbage, "nothing half done"
+
+
+def test_serve_on_an_admin_that_fails_the_system_checks_says_which_in_one_line(tmp_path):
+    """runserver would print a SystemCheckError traceback and wait, serving nothing."""
+    from workbook import mutants
+
+    copy = tmp_path / "workbook"
+    shutil.copytree(metadata.ROOT, copy, ignore=mutants.NOT_COPIED)
+    admin_py = copy / "exercises/04_conditional/admin.py"
+    shutil.copy(metadata.SOLUTIONS_DIR / "04_conditional/admin.py", admin_py)
+    admin_py.write_text(admin_py.read_text().replace("def has_notify_permission",
+                                                     "def has_notfy_permission"))
+    database = tmp_path / "db.sqlite3"
+
+    status, out, err = run_serve(database, "--port", str(free_port()), cwd=copy, timeout=60)
+
+    assert (status, out) == (2, "") and "Traceback" not in err
+    assert "fails Django's system checks" in err
+    assert re.search(r"admin\.E129 .*has_notify_permission", err)
+    assert not database.exists(), "nothing half done"
 
 
 @pytest.mark.parametrize("port", ["99999", "0", "eighty"])
