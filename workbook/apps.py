@@ -1,5 +1,6 @@
 import traceback
 from importlib import import_module
+from pathlib import Path
 
 from django.apps import AppConfig, apps
 from django.utils.module_loading import module_has_submodule
@@ -42,15 +43,27 @@ def discover_admins():
 
 def _reason(error):
     """"SyntaxError, line 25": the error's type and its line in the exercise's files."""
-    folders = (str(metadata.EXERCISES_DIR), str(metadata.SOLUTIONS_DIR))
-    line = None
-    if isinstance(error, SyntaxError) and str(error.filename).startswith(folders):
-        line = error.lineno
-    else:
-        frames = [f for f in traceback.extract_tb(error.__traceback__)
-                  if f.filename.startswith(folders)]
-        line = frames[-1].lineno if frames else None
-    return type(error).__name__ + (f", line {line}" if line else "")
+    where = learner_frame(error)
+    return type(error).__name__ + (f", line {where[1]}" if where else "")
+
+
+def learner_frame(error):
+    """(file relative to the workbook, line, function, source) of the innermost frame of
+    `error`'s traceback in an exercise's code (not its tests), or None."""
+    roots = (metadata.EXERCISES_DIR, metadata.SOLUTIONS_DIR)
+    found = None
+    for frame in traceback.extract_tb(error.__traceback__):
+        path = Path(frame.filename)
+        if path.name.startswith("test_") or not any(path.is_relative_to(r) for r in roots):
+            continue
+        found = (path.relative_to(metadata.ROOT).as_posix(), frame.lineno, frame.name,
+                 (frame.line or "").strip())
+    if found is None and isinstance(error, SyntaxError) and error.filename:
+        path = Path(error.filename)
+        if any(path.is_relative_to(r) for r in roots):
+            found = (path.relative_to(metadata.ROOT).as_posix(), error.lineno, "",
+                     (error.text or "").strip())
+    return found
 
 
 def _learner_traceback(error):

@@ -178,6 +178,12 @@ def next_hint(exercise, task=None):
 
 def diff(exercise):
     """Your files against the reference answer, as one unified diff ('' when they match)."""
+    for name in exercise.learner_files:
+        if not (exercise.solution_path / name).exists():
+            raise LearnerError(
+                f"no reference answer to compare with: solutions/{exercise.folder}/{name} is "
+                "missing (git checkout -- solutions/ brings it back)"
+            )
     chunks = []
     current = _read_learner_files(exercise)
     for name in exercise.learner_files:
@@ -285,6 +291,24 @@ def _write(exercise, files, done):
             ) from None
 
 
+def _replace(exercise, write, keep, yours, what_became):
+    """Back up `keep` ({name: bytes}) in a new folder, then write `write` ({name: bytes}).
+
+    Returns (the backup folder or None, lines saying where each file of yours went and what
+    each written file is now, `what_became(name)`).
+    """
+    backup = _back_up(exercise, keep) if keep else None
+    _write(exercise, write,
+           f"your versions are in {_shown(backup)}/" if backup else "nothing of yours was lost")
+    lines = []
+    for name in write:
+        relative = f"exercises/{exercise.folder}/{name}"
+        if name in keep:
+            lines.append(f"{relative}: {yours} is saved as {_shown(backup / name)}")
+        lines.append(f"{relative}: {what_became(name)}")
+    return backup, lines
+
+
 def backups(exercise):
     """The exercise's backup folders, oldest first."""
     folder = BACKUPS / exercise.folder
@@ -315,14 +339,9 @@ def reset(exercise):
         write[name] = stubs[name]
     if not write:
         return lines
-    backup = _back_up(exercise, keep) if keep else None
-    saved = f"your versions are in {_shown(backup)}/" if backup else "nothing of yours was lost"
-    _write(exercise, write, saved)
-    for name in write:
-        relative = f"exercises/{exercise.folder}/{name}"
-        if name in keep:
-            lines.append(f"{relative}: your version is saved as {_shown(backup / name)}")
-        lines.append(f"{relative}: back to the original stub.")
+    backup, replaced = _replace(exercise, write, keep, "your version",
+                                lambda name: "back to the original stub.")
+    lines += replaced
     if backup:
         lines.append(f"To put your version back: workbook restore {exercise.number} "
                      f"(or: workbook restore {exercise.number} {backup.name})")
@@ -363,15 +382,8 @@ def restore(exercise, name=None):
         return [f"Your files in exercises/{exercise.folder} already match {_shown(backup)}/."]
     keep = {n: current[n] for n in write if current[n] is not None
             and not gitrepo.is_stub(f"exercises/{exercise.folder}/{n}", current[n])}
-    mine = _back_up(exercise, keep) if keep else None
-    _write(exercise, write,
-           f"your versions are in {_shown(mine)}/" if mine else "nothing of yours was lost")
-    lines = []
-    for n in write:
-        relative = f"exercises/{exercise.folder}/{n}"
-        if n in keep:
-            lines.append(f"{relative}: your current version is saved as {_shown(mine / n)}")
-        lines.append(f"{relative}: restored from {_shown(backup / n)}")
+    mine, lines = _replace(exercise, write, keep, "your current version",
+                           lambda n: f"restored from {_shown(backup / n)}")
     if mine:
         lines.append(f"To undo: workbook restore {exercise.number} {mine.name}")
     return lines

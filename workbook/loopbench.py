@@ -33,15 +33,11 @@ import time
 from pathlib import Path
 
 from . import metadata
+from .mutants import NOT_COPIED
 
 LIMIT = 1.5  # an exercise's cold run may take at most this many times the minimal suite's
 LATENCY_GOAL = 0.6  # seconds from a save to the result on screen, in `workbook watch`
 RESULT_LINE = re.compile(r"^=*\s*\d+ (passed|failed|error|errors|skipped)\b.* in [\d.]+s")
-# What the copy of the workbook leaves out (as `workbook mutants` copies it).
-NOT_COPIED = shutil.ignore_patterns(
-    ".git", ".venv", "__pycache__", ".pytest_cache", ".workbook", "*.egg-info", "notebooks",
-    "images", "db.sqlite3*", "node_modules",
-)
 
 MINIMAL_FILES = {
     "pytest.ini": """\

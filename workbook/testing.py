@@ -5,7 +5,9 @@ without a traceback into this module.
 """
 
 import csv
+import difflib
 import io
+import os
 import re
 from html.parser import HTMLParser
 
@@ -13,6 +15,9 @@ import pytest
 from django.contrib.admin import helpers
 from django.core.mail.backends import locmem
 from django.urls import NoReverseMatch, reverse
+
+from . import metadata
+from .apps import learner_frame
 
 
 def expect(condition, message, *, task=None):
@@ -67,35 +72,9 @@ _RAISED_DEFAULT = (
 )
 
 
-def learner_frame(error):
-    """(file relative to the workbook, line, function, source) of the innermost frame of
-    `error`'s traceback in an exercise's code (not its tests), or None."""
-    import traceback
-    from pathlib import Path
-
-    from . import metadata
-
-    roots = (metadata.EXERCISES_DIR, metadata.SOLUTIONS_DIR)
-    found = None
-    for frame in traceback.extract_tb(error.__traceback__):
-        path = Path(frame.filename)
-        if path.name.startswith("test_") or not any(path.is_relative_to(r) for r in roots):
-            continue
-        found = (path.relative_to(metadata.ROOT).as_posix(), frame.lineno, frame.name,
-                 (frame.line or "").strip())
-    if found is None and isinstance(error, SyntaxError) and error.filename:
-        path = Path(error.filename)
-        if any(path.is_relative_to(r) for r in roots):
-            found = (path.relative_to(metadata.ROOT).as_posix(), error.lineno, "",
-                     (error.text or "").strip())
-    return found
-
-
 def _template_of(error):
     """(template relative to the workbook, line, source) of a template error in the
     workbook's own templates, or None."""
-    from . import metadata
-
     debug = getattr(error, "template_debug", None)
     name = str((debug or {}).get("name", ""))
     if not name.startswith(str(metadata.ROOT) + "/"):
@@ -148,8 +127,6 @@ def _send(doing, request, *args, **kwargs):
 
 
 def _in_graded_test():
-    import os
-
     return os.environ.get("PYTEST_CURRENT_TEST", "").startswith("exercises/")
 
 
@@ -289,8 +266,6 @@ def _word_forms(text):
 
 def _first_difference(expected, found):
     """The first words where `found` differs from `expected`, with a word of context."""
-    import difflib
-
     want, got = expected.split(), found.split()
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, want, got).get_opcodes():
         if op != "equal":
@@ -302,8 +277,6 @@ def _first_difference(expected, found):
 def message_differences(expected, shown):
     """What differs between the messages `expected` and those `shown`, [(level, text)] each,
     as sentences: the level, the count or the wording of each message."""
-    import difflib
-
     left = list(shown)
     notes = []
     for level, text in expected:
