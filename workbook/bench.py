@@ -43,6 +43,7 @@ ACTIONS = {
     "delete_with_confirmation": ("confirmation", "/admin/confirmation/article/", True),
     "notify_authors": ("conditional", "/admin/conditional/article/", False),
     "export_selected": ("global", "/global/admin/global/article/", False),
+    "publish": ("change_form", "/admin/change_form/article/", False),
 }
 EXPORT = ("export", "/admin/export/article/", False)
 RAW_SQL = (
@@ -99,7 +100,8 @@ def make_database(path, rows):
     now = timezone.now()
     Category = apps.get_model("global", "Category")
     categories = Category.objects.bulk_create(Category(name=f"Topic {i}") for i in range(10))
-    for label in ("export", "basic_action", "confirmation", "conditional", "global"):
+    for label in ("export", "basic_action", "confirmation", "conditional", "global",
+                  "change_form"):
         Article = apps.get_model(label, "Article")
         for start in range(0, rows, 10_000):
             Article.objects.bulk_create(

@@ -24,6 +24,13 @@ USERS = {
     "writer": ("writer", False, ("view", "change")),
     "reader": ("reader", False, ("view",)),
 }
+# What a user may do beyond those verbs, as (app label, codename): the editor sends
+# notifications (04) and overdue reminders (lending), and adds exercise 06's articles, which
+# its change page's "Duplicate as draft" needs.
+EXTRA_PERMISSIONS = {
+    "editor": [("conditional", "send_notifications"), ("lending", "send_reminders"),
+               ("change_form", "add_article")],
+}
 TOPICS = ["Admin actions", "QuerySets", "Migrations", "Forms", "Testing", "Security",
           "Templates", "Signals", "Caching", "Deployment"]
 LAUNCH = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
@@ -32,6 +39,8 @@ MEMBERS = [("Ada Lovelace", "ada@example.com"), ("Charles Babbage", ""),
            ("Grace Hopper", "grace@example.com"), ("Alan Turing", "alan@example"),
            ("Katherine Johnson", "katherine@example.com"),
            ("Edsger Dijkstra", "edsger@example.com")]
+# Exercise 06's tags, a few to each article.
+TAGS = ["beginners", "deep dive", "how-to", "news", "opinion", "security"]
 BOOKS = [("Middlemarch", "9780141439549"), ("Persuasion", "9780141439686"),
          ("Bleak House", "9780141439723"), ("Emma", "9780141439587"),
          ("North and South", "9780140434248"), ("Cranford", "9780140436679")]
@@ -45,22 +54,24 @@ def seed():
 
     User = get_user_model()
     for username, (password, superuser, verbs) in USERS.items():
-        if User.objects.filter(username=username).exists():
-            continue
-        user = User(username=username, email=f"{username}@example.com", is_staff=True,
-                    is_superuser=superuser)
-        user.set_password(password)
-        user.save()
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            user = User(username=username, email=f"{username}@example.com", is_staff=True,
+                        is_superuser=superuser)
+            user.set_password(password)
+            user.save()
         codenames = [f"{verb}_{model._meta.model_name}" for verb in verbs
                      for model in _exercise_models(apps)]
-        if username == "editor":
-            codenames += ["send_notifications", "send_reminders"]
-        user.user_permissions.set(
-            Permission.objects.filter(
-                content_type__app_label__in=_app_labels(),
-                codename__in=codenames,
-            )
+        permissions = Permission.objects.filter(
+            content_type__app_label__in=_app_labels(), codename__in=codenames
         )
+        for label, codename in EXTRA_PERMISSIONS.get(username, []):
+            permissions |= Permission.objects.filter(
+                content_type__app_label=label, codename=codename
+            )
+        # Added, never taken away: a demo database made before an exercise existed gets its
+        # permissions on the next serve, and a second seed adds nothing.
+        user.user_permissions.add(*permissions)
     authors = list(User.objects.filter(username__startswith="author").order_by("pk"))
     if not authors:
         # Every third author has no email address and one an invalid one: exercise 04
@@ -69,7 +80,8 @@ def seed():
             User(username=f"author{i:02}", email=_demo_address(i)) for i in range(1, 13)
         )
     rng = random.Random(2026)
-    for label in ("basic_action", "export", "confirmation", "conditional", "global"):
+    for label in ("basic_action", "export", "confirmation", "conditional", "global",
+                  "change_form"):
         Article = apps.get_model(label, "Article")
         if Article.objects.exists():
             continue
@@ -92,6 +104,8 @@ def seed():
         articles = Article.objects.bulk_create(articles)
         if label == "confirmation":
             _seed_comments_and_slots(apps, articles, rng)
+        if label == "change_form":
+            _seed_tags(apps, articles)
     _seed_api_keys(apps)
     _seed_lending(apps)
 
@@ -122,6 +136,20 @@ def _seed_comments_and_slots(apps, articles, rng):
     )
     for name, article in zip(["Home page hero", "Sidebar pick"], articles[:2]):
         FeaturedSlot.objects.get_or_create(name=name, defaults={"article": article})
+
+
+def _seed_tags(apps, articles):
+    """Exercise 06's tags: most articles have one or two, every fifth none (a copy made with
+    "Duplicate as draft" shows whether the tags came along)."""
+    Tag = apps.get_model("change_form", "Tag")
+    tags = [Tag.objects.get_or_create(name=name)[0] for name in TAGS]
+    Tagging = apps.get_model("change_form", "Article").tags.through
+    Tagging.objects.bulk_create(
+        Tagging(article_id=article.pk, tag_id=tag.pk)
+        for i, article in enumerate(articles)
+        if i % 5
+        for tag in [tags[i % len(tags)], *([tags[(i + 3) % len(tags)]] if i % 3 == 0 else [])]
+    )
 
 
 def _seed_api_keys(apps):
@@ -259,7 +287,8 @@ def serve(solutions=False, port=8000):
     for username, (password, superuser, verbs) in USERS.items():
         role = "superuser" if superuser else "staff who may " + ", ".join(verbs)
         if username == "editor":
-            role += ", and send notifications (04) and overdue reminders (lending)"
+            role += (", and send notifications (04), overdue reminders (lending) and add "
+                     "articles (06, to duplicate them)")
         print(f"  {username} / {password}    {role}")
     sys.stdout.flush()
     manage = str(metadata.ROOT / "manage.py")

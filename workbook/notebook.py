@@ -14,6 +14,7 @@ addresses), so nbval can check each notebook against its committed outputs.
 """
 
 import inspect
+import logging
 import os
 import re
 import textwrap
@@ -290,6 +291,115 @@ def page_list(response, css_class):
     return [html.unescape(item) for item in items]
 
 
+# The change form: since Django 6.1 an object's own page may carry an action bar too.
+
+CHANGE_FORM_ACTION = "CHANGE_FORM-action"
+
+
+def change_path(model_admin, obj, query=""):
+    """The change page's URL of `obj` on the model admin's own site, with an optional query."""
+    from django.urls import reverse
+
+    opts = model_admin.opts
+    url = reverse(f"{model_admin.admin_site.name}:{opts.app_label}_{opts.model_name}_change",
+                  args=[obj.pk])
+    return f"{url}?{query}" if query else url
+
+
+def change_form_choices(response):
+    """The change page's action dropdown as [(name, label)], the blank choice left out; []
+    when the page has no action bar (its context's action_form is None)."""
+    # A view called directly answers an unrendered TemplateResponse: its context_data.
+    context = getattr(response, "context_data", None) or response.context
+    form = context["action_form"]
+    if form is None:
+        return []
+    return [(name, str(label)) for name, label in form.fields["action"].choices if name]
+
+
+def show_change_form_actions(model_admin, obj, username="admin", query=""):
+    """The dropdown `username` is offered on the change page of `obj`, as the page has it."""
+    response = client_for(username).get(change_path(model_admin, obj, query))
+    if response.status_code != 200:
+        print(f"  (the page answers {response.status_code})")
+        return
+    choices = change_form_choices(response)
+    for name, label in choices:
+        print(f"  {name:24} {label}")
+    if not choices:
+        print("  (no actions: the page shows no action bar)")
+
+
+def press_run(client, page, action, **changes):
+    """Choose `action` in the change page's dropdown and press Run, as a browser does: POST
+    the page's form (every field as the page filled it in) to the page's own URL. `changes`
+    replace fields (a list posts the name once per value) or add one, e.g. _save="Save"."""
+    from urllib.parse import urljoin
+
+    from .testing import form_with_button
+
+    form = form_with_button(page, "index")
+    if form is None:
+        raise ValueError("the page has no action bar: no Run button to press")
+    data = {}
+    for name, value in form["fields"]:
+        data.setdefault(name, []).append(value)
+    data.update({CHANGE_FORM_ACTION: action, "index": "0", **changes})
+    # The form's action is relative (the page's query string alone, or none at all): the
+    # browser resolves it against the page's URL.
+    url = urljoin(page.wsgi_request.get_full_path(), form["action"] or "")
+    return client.post(url, data)
+
+
+def call_change_view(model_admin, obj, username="admin", data=None):
+    """Call the model admin's change_view() for `obj` directly, as its URL would: a GET, or a
+    POST of `data`, by `username`, with a request from admin_request(). No middleware runs,
+    and the model admin's site needs no URLs. Returns (request, response)."""
+    opts = model_admin.opts
+    site = model_admin.admin_site.name
+    path = f"/{site}/{opts.app_label}/{opts.model_name}/{obj.pk}/change/"
+    request = admin_request(username, data, path=path, method="get" if data is None else "post")
+    # A browser's form carries a CSRF token; a request built by hand has none, and the test
+    # client skips the check the same way.
+    request._dont_enforce_csrf_checks = True
+    return request, model_admin.change_view(request, str(obj.pk))
+
+
+@contextmanager
+def quiet_refusals():
+    """Keep Django's log of refused requests (a 400's or 403's warning, with a traceback
+    under DEBUG) out of the cell's output: the cell shows the status code instead."""
+    logger = logging.getLogger("django.request")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def show_excerpt(obj, first, last):
+    """Print the lines of `obj`'s source from the first that contains `first` to the next
+    that contains `last`, as the installed version has them."""
+    lines = textwrap.dedent(inspect.getsource(obj)).splitlines()
+    start = next(i for i, line in enumerate(lines) if first in line)
+    end = next(i for i, line in enumerate(lines) if i >= start and last in line)
+    print("\n".join(lines[start:end + 1]))
+
+
+def show_warnings(caught):
+    """Each warning caught (warnings.catch_warnings(record=True)) once, with how many times
+    it came: its category and message, not the file and line it points at."""
+    counts = {}
+    for warning in caught:
+        key = f"{warning.category.__name__}: {warning.message}"
+        counts[key] = counts.get(key, 0) + 1
+    for text, count in counts.items():
+        print(f"  {count} x {text}")
+    if not counts:
+        print("  (no warning)")
+
+
 FLOW = [
     # (box title, what happens there)
     ("Browser", "ticks rows, chooses an action, presses Run: POST to the changelist URL"),
@@ -359,18 +469,20 @@ class Yours:
     line: str = ""  # how to run the section, or what is missing; "" when it can run
 
 
-def your_admin(number, *actions, model="Article", site="admin"):
+def your_admin(number, *actions, model="Article", site="admin", location=None):
     """Your exercise's ModelAdmin for `model` on `site`, if it offers `actions`; outside
     --mine mode, or when it cannot run, the one line that says how to run it or what is missing.
+    With `location` (an ActionLocation), the actions must be offered there: on the change
+    form, say, rather than on the changelist.
     """
     exercise = metadata.find(str(number))
     if not mine_mode():
         return Yours(line=f"Run `workbook notebook {exercise.number} --mine` to step through "
                           f"your own {' and '.join(actions)} here.")
-    return _yours(exercise, actions, model, site)
+    return _yours(exercise, actions, model, site, location)
 
 
-def _yours(exercise, actions, model, site):
+def _yours(exercise, actions, model, site, location=None):
     from django.apps import apps
     from django.contrib import admin
 
@@ -385,10 +497,48 @@ def _yours(exercise, actions, model, site):
         return Yours(line=f"your admin.py no longer registers {model} on the {site} site: "
                           f"keep its @admin.register({model}, ...)")
     model_admin = admin_site.get_model_admin(model_class)
+    if location is not None:
+        return Yours(model_admin, _missing_at(exercise, model_admin, actions, location))
     offered = model_admin.get_actions(admin_request("admin", method="get"))
     missing = [name for name in actions if name not in offered]
     line = what_is_missing(exercise, missing[0], model_admin) if missing else ""
     return Yours(model_admin, line)
+
+
+def _missing_at(exercise, model_admin, actions, location):
+    """One line: what keeps the first of `actions` off `location` for a superuser ("" when
+    all are offered there)."""
+    from django.utils.inspect import get_func_args
+
+    admin_name = type(model_admin).__name__
+    where = "the change form" if location.name == "CHANGE_FORM" else "the changelist"
+    if "action_location" not in get_func_args(model_admin.get_actions):
+        asked = _where_asked(exercise, "get_actions")
+        return (f"your {admin_name}.get_actions() does not take action_location, so Django "
+                f"6.1 offers no action on the change form: {asked}")
+    request = admin_request("admin", method="get")
+    offered = model_admin.get_actions(request, action_location=location)
+    for name in actions:
+        if name in offered:
+            continue
+        listed = name in [getattr(a, "__name__", a) for a in model_admin.actions or []]
+        written = callable(getattr(type(model_admin), name, None))
+        if listed and written:
+            return (f"your {name} is not offered on {where}: which location does its "
+                    f"@admin.action give? {_where_asked(exercise, name)}")
+        if written:
+            return (f"you wrote {name} but {admin_name}.actions does not list it: "
+                    f"{_where_asked(exercise, name)}")
+        return f"you have not written {name} yet: {_where_asked(exercise, name)}"
+    return ""
+
+
+def _where_asked(exercise, name):
+    """"lesson 06, task 2": the task that asks for `name`, or only the lesson while the
+    lesson has no file yet."""
+    if not (metadata.ROOT / exercise.lesson).exists():
+        return f"lesson {exercise.folder[:2]}"
+    return f"lesson {exercise.folder[:2]}, task {task_of(exercise, name)}"
 
 
 def ready(yours):
@@ -423,8 +573,10 @@ def task_of(exercise, action):
 
 
 __all__ = [
-    "TODAY", "USERS", "admin_request", "changelist_path", "client_for", "counting_queries",
-    "flow_diagram", "lending_desk", "messages_of", "mine_mode", "page_list", "ready",
-    "run_action", "setup", "show_actions", "show_form", "show_response", "show_rows",
-    "show_source", "show_sql", "staff_user", "user", "your_admin",
+    "TODAY", "USERS", "admin_request", "call_change_view", "change_form_choices", "change_path",
+    "changelist_path", "client_for", "counting_queries", "flow_diagram", "lending_desk",
+    "messages_of", "mine_mode", "page_list", "press_run", "quiet_refusals", "ready",
+    "run_action", "setup", "show_actions", "show_change_form_actions", "show_excerpt",
+    "show_form", "show_response", "show_rows", "show_source", "show_sql", "show_warnings",
+    "staff_user", "user", "your_admin",
 ]

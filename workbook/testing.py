@@ -4,12 +4,15 @@ Every failure a learner sees should say what was done, what came back and what t
 without a traceback into this module.
 """
 
+import contextlib
 import csv
 import difflib
 import io
+import logging
 import os
 import re
 from html.parser import HTMLParser
+from urllib.parse import urljoin
 
 import pytest
 from django.contrib.admin import helpers
@@ -66,9 +69,17 @@ _RAISED_ADVICE = {
     ),
 }
 _RAISED_DEFAULT = (
-    "An action that raises gives the user a 'Server Error (500)' page instead of the "
-    "changelist. Fix that line, or catch there what the data can cause and tell the user "
-    "with message_user."
+    "Code of yours that raises while the admin handles a request gives the user a 'Server "
+    "Error (500)' page. Fix that line. Only an error the data can cause is worth catching, in "
+    "an action, and then the user is told with message_user."
+)
+
+_MISSING_PERMISSION_METHOD = (
+    "An action declared with permissions=[\"name\"] makes Django call "
+    "has_name_permission(request) on the ModelAdmin before offering it. `manage.py check` "
+    "reports a missing one (admin.E129) only for changelist actions: for an action offered on "
+    "the change form alone, the first sign is this error on every change page. Write that "
+    "method, or declare one of Django's own permissions (add, change, delete, view)."
 )
 
 
@@ -107,7 +118,10 @@ def explain_raised(error, doing):
     else:
         lines.append("  (inside Django: no line of your code is in the traceback; look at "
                      "what your code hands to Django)")
-    lines.append(_RAISED_ADVICE.get(kind.__name__, _RAISED_DEFAULT))
+    if issubclass(kind, AttributeError) and re.search(r"has_\w+_permission", text):
+        lines.append(_MISSING_PERMISSION_METHOD)
+    else:
+        lines.append(_RAISED_ADVICE.get(kind.__name__, _RAISED_DEFAULT))
     return "\n".join(lines)
 
 
@@ -379,12 +393,15 @@ def csv_rows(response):
 
 
 class _Forms(HTMLParser):
-    """The forms of a page, each as its action and its fields, as a browser would see them."""
+    """The forms of a page, each as its action and its fields, as a browser would see them:
+    inputs, the selected options of each select (the first when none is), text areas."""
 
     def __init__(self):
         super().__init__()
         self.forms = []
         self.links = []
+        self._select = None  # [name, chosen values, first option's value]
+        self._textarea = None  # [name, text]
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
@@ -392,10 +409,39 @@ class _Forms(HTMLParser):
             self.forms.append({"action": attrs.get("action"), "fields": [], "buttons": []})
         elif tag in ("input", "button") and self.forms and attrs.get("name"):
             kind = attrs.get("type", "submit" if tag == "button" else "text")
-            entry = (attrs["name"], attrs.get("value", ""))
+            if kind in ("checkbox", "radio") and "checked" not in attrs:
+                return
+            entry = (attrs["name"], attrs.get("value", "on" if kind == "checkbox" else ""))
             self.forms[-1]["buttons" if kind == "submit" else "fields"].append(entry)
+        elif tag == "select" and self.forms and attrs.get("name"):
+            self._select = [attrs["name"], [], None, "multiple" in attrs]
+        elif tag == "option" and self._select is not None:
+            value = attrs.get("value", "")
+            if self._select[2] is None:
+                self._select[2] = value
+            if "selected" in attrs:
+                self._select[1].append(value)
+        elif tag == "textarea" and self.forms and attrs.get("name"):
+            self._textarea = [attrs["name"], ""]
         elif tag == "a" and "href" in attrs:
             self.links.append(attrs["href"])
+
+    def handle_data(self, data):
+        if self._textarea is not None:
+            self._textarea[1] += data
+
+    def handle_endtag(self, tag):
+        if tag == "select" and self._select is not None:
+            name, chosen, first, multiple = self._select
+            if not chosen and not multiple and first is not None:
+                chosen = [first]
+            self.forms[-1]["fields"] += [(name, value) for value in chosen]
+            self._select = None
+        elif tag == "textarea" and self._textarea is not None:
+            name, text = self._textarea
+            # A browser drops the one newline that may follow the opening tag.
+            self.forms[-1]["fields"].append((name, text.removeprefix("\n")))
+            self._textarea = None
 
 
 def parse_page(response):
@@ -426,6 +472,123 @@ def submit_form(client, response, button, follow=True):
     # A form without an action attribute posts to the page's own URL, query string included.
     url = form["action"] or response.wsgi_request.get_full_path()
     return _send(f"Pressing '{button}' on the page", client.post, url, data, follow=follow)
+
+
+# The change form: since Django 6.1 it may carry an action bar of its own.
+
+CHANGE_FORM_ACTION = "CHANGE_FORM-action"
+OLD_GET_ACTIONS = (
+    "If your ModelAdmin overrides get_actions(), does it take action_location and pass it on "
+    "to super()? An override without it (or with only **kwargs) makes Django 6.1 offer no "
+    "action on any change form, without an error."
+)
+
+
+def _named(obj, longest=40):
+    text = str(obj)
+    return repr(text if len(text) <= longest else text[:longest - 3] + "...")
+
+
+@contextlib.contextmanager
+def refusals_unlogged():
+    """Leave out Django's log of the refusals and errors a test provokes on purpose (403,
+    400, 500): a failure report then shows the test's own message, not their tracebacks."""
+    logger = logging.getLogger("django.request")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def change_url(obj, query="", site="admin"):
+    opts = obj._meta
+    url = reverse(f"{site}:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+    return f"{url}?{query}" if query else url
+
+
+def change_page(client, obj, query="", site="admin"):
+    """GET the change page of `obj` (a 200 page, or the test fails saying what came back)."""
+    __tracebackhide__ = True
+    url = change_url(obj, query, site)
+    response = _send(f"Loading the change page of {obj._meta.verbose_name} {obj.pk}",
+                     client.get, url)
+    expect(
+        response.status_code == 200,
+        f"GET {url} answered {response.status_code}, not 200"
+        + (f" (a redirect to {response.url})." if response.status_code == 302 else ".")
+    )
+    return response
+
+
+def change_form_actions(response):
+    """The change page's action dropdown, as {name: label}, without the blank choice; {} when
+    the page has no action bar."""
+    form = response.context["action_form"]
+    if form is None:
+        return {}
+    return {name: str(label) for name, label in form.fields["action"].choices if name}
+
+
+def choose_action(client, obj, action, query="", site="admin"):
+    """The change page of `obj`, with its form as a browser would post it once the user
+    picked `action` in the page's action dropdown: (page, url, fields). Fails with
+    directions when the page offers no such action."""
+    __tracebackhide__ = True
+    page = change_page(client, obj, query, site)
+    offered = change_form_actions(page)
+    expect(
+        action in offered,
+        f"The change page of {_named(obj)} offers this user no action named '{action}'.\n"
+        f"Actions offered there now: {', '.join(sorted(offered)) or 'none'}.\n"
+        "A change page offers an action when the action's location includes the change form "
+        "(the default is the changelist only), the ModelAdmin's actions name it and, if it "
+        f"declares permissions, the user holds one. {OLD_GET_ACTIONS}",
+    )
+    form = next(
+        (f for f in parse_page(page).forms if any(n == CHANGE_FORM_ACTION for n, _ in f["fields"])),
+        None,
+    )
+    expect(form is not None, "The change page has no form holding its action dropdown.")
+    fields = [(n, v) for n, v in form["fields"] if n != CHANGE_FORM_ACTION]
+    fields.append((CHANGE_FORM_ACTION, action))
+    # The form's action may be relative ("?_changelist_filters=..."), as a browser reads it.
+    return page, urljoin(page.wsgi_request.get_full_path(), form["action"] or ""), fields
+
+
+def press(client, url, fields, button, value="", follow=False):
+    """POST `fields` ([(name, value)]) and the pressed `button` to `url`, as a browser does."""
+    __tracebackhide__ = True
+    data = {}
+    for name, field_value in fields:
+        data.setdefault(name, []).append(field_value)
+    data[button] = value
+    return _send(f"Pressing '{button}' on the change page", client.post, url, data,
+                 follow=follow)
+
+
+def run_on_change_page(client, obj, action, query="", site="admin", follow=False):
+    """Pick `action` on the change page of `obj` and press Run, as the user does."""
+    __tracebackhide__ = True
+    _, url, fields = choose_action(client, obj, action, query, site)
+    return press(client, url, fields, "index", "0", follow=follow)
+
+
+def post_change_form_action(client, obj, action, selected=None, site="admin", follow=False):
+    """POST what the change page's Run button sends, built by hand (a forged POST): the
+    prefixed action, `index`, and the hidden `_selected_action` (`obj`'s own pk unless
+    `selected` says otherwise)."""
+    __tracebackhide__ = True
+    data = {
+        CHANGE_FORM_ACTION: action,
+        "CHANGE_FORM-select_across": "0",
+        "index": "0",
+        helpers.ACTION_CHECKBOX_NAME: [str(pk) for pk in (selected or [obj.pk])],
+    }
+    with refusals_unlogged():
+        return _send(f"Posting '{action}' to the change page", client.post,
+                     change_url(obj, site=site), data, follow=follow)
 
 
 def create_staff(user_model, username, *permissions, password=None, email=""):

@@ -20,6 +20,15 @@ def _reference_answers_only():
                     pytrace=False)
 
 
+@pytest.fixture(autouse=True)
+def _the_admin_as_people_see_it(monkeypatch):
+    """Put back the navigation sidebar that test runs leave out (workbook/pytest_plugin.py):
+    these tests and the lessons' screenshots show the admin as a person sees it."""
+    from django.contrib.admin import AdminSite
+
+    monkeypatch.setattr(AdminSite, "enable_nav_sidebar", True)
+
+
 @pytest.fixture(scope="session")
 def downloads(tmp_path_factory):
     return tmp_path_factory.mktemp("downloads")

@@ -11,7 +11,7 @@ import io
 import pytest
 from django.apps import apps
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from workbook.testing import create_staff
 
@@ -36,6 +36,12 @@ def open_changelist(browser, path):
     return browser
 
 
+def open_change_page(browser, obj):
+    opts = obj._meta
+    browser.get(f"{browser.base_url}/admin/{opts.app_label}/{opts.model_name}/{obj.pk}/change/")
+    return browser
+
+
 def tick(browser, *objects):
     for obj in objects:
         browser.find_element(By.CSS_SELECTOR, f"input.action-select[value='{obj.pk}']").click()
@@ -57,12 +63,29 @@ def messages(browser, level):
     return [m.text for m in browser.find_elements(By.CSS_SELECTOR, f".messagelist .{level}")]
 
 
-def show_the_dropdown(browser):
+def show_the_dropdown(browser, name="action"):
     """Unfold the action <select> for a screenshot: a headless browser draws no open menu."""
     browser.execute_script(
-        "const s = document.querySelector('select[name=action]');"
+        f"const s = document.querySelector('select[name={name}]');"
         "s.size = s.options.length; s.style.height = 'auto'; s.style.overflow = 'hidden';"
     )
+
+
+# Since Django 6.1 a change page may have an action bar of its own, its fields prefixed.
+ON_THE_PAGE = "CHANGE_FORM-action"
+
+
+def labels(browser, name="action"):
+    """The action dropdown's choices as {name: label}, without the blank one; {} if none."""
+    selects = browser.find_elements(By.NAME, name)
+    return {o.get_attribute("value"): o.text for o in Select(selects[0]).options
+            if o.get_attribute("value")} if selects else {}
+
+
+def run_on_the_page(browser, action):
+    """Choose `action` in the change page's action bar and press its Run."""
+    Select(browser.find_element(By.NAME, ON_THE_PAGE)).select_by_value(action)
+    submit(browser, browser.find_element(By.CSS_SELECTOR, "div.actions button[name='index']"))
 
 
 def test_01_publish_two_drafts(browser, admin):
@@ -178,3 +201,86 @@ def test_05_export_any_model_but_api_keys(browser, admin, downloads):
     browser.find_element(By.CSS_SELECTOR, "button[name='index']").click()  # a download
 
     assert downloaded(downloads, "global.category.csv") == f"id,name\r\n{news.pk},News\r\n"
+
+
+def test_06_publish_then_duplicate_from_the_change_page(browser, admin):
+    Article = apps.get_model("change_form", "Article")
+    Tag = apps.get_model("change_form", "Tag")
+    article = Article.objects.create(title="The long read", body="Once upon a time.",
+                                     author=admin)
+    article.tags.set([Tag.objects.create(name="culture"), Tag.objects.create(name="history")])
+    Tag.objects.create(name="sport")
+    other = Article.objects.create(title="Another draft", author=admin)
+    log_in(browser, "admin", "pw-admin")
+
+    open_changelist(browser, "/admin/change_form/article/")
+    assert labels(browser) == {"delete_selected": "Delete selected articles",
+                               "publish": "Publish selected articles"}
+    open_change_page(browser, article)
+    assert labels(browser, ON_THE_PAGE) == {"publish": "Publish this article",
+                                            "unpublish": "Unpublish this article",
+                                            "duplicate_as_draft": "Duplicate as draft"}
+    show_the_dropdown(browser, ON_THE_PAGE)
+    screenshot(browser, "06_change_form_actions")
+    run_on_the_page(browser, "publish")
+
+    assert browser.current_url == (
+        f"{browser.base_url}/admin/change_form/article/{article.pk}/change/"), "the same page"
+    assert messages(browser, "success") == ["1 article was published."]
+    article.refresh_from_db()
+    other.refresh_from_db()
+    assert (article.status, other.status) == ("published", "draft")
+    assert article.pub_date is not None
+
+    run_on_the_page(browser, "duplicate_as_draft")
+
+    copy = Article.objects.exclude(pk__in=[article.pk, other.pk]).get()
+    assert browser.current_url == f"{browser.base_url}/admin/change_form/article/{copy.pk}/change/"
+    assert messages(browser, "success") == [
+        "“The long read (copy)” was added as a draft. You may edit it below."]
+    assert browser.find_element(By.NAME, "title").get_attribute("value") == copy.title
+    screenshot(browser, "06_duplicated_draft")
+    assert (copy.title, copy.body, copy.status, copy.pub_date) == (
+        "The long read (copy)", "Once upon a time.", "draft", None)
+    assert sorted(copy.tags.values_list("name", flat=True)) == ["culture", "history"]
+    article.refresh_from_db()
+    assert article.status == "published" and article.title == "The long read"
+
+
+def test_06_a_view_only_user_s_change_page_has_no_action_bar(browser, admin,
+                                                               django_user_model):
+    article = apps.get_model("change_form", "Article").objects.create(title="Read me",
+                                                                      author=admin)
+    create_staff(django_user_model, "reader", "change_form.view_article",
+                 password="pw-reader", email="reader@example.com")
+    log_in(browser, "reader", "pw-reader")
+
+    open_change_page(browser, article)
+
+    assert "Read me" in browser.find_element(By.ID, "content").text, "the page shows the article"
+    assert labels(browser, ON_THE_PAGE) == {}
+    assert not browser.find_elements(By.CSS_SELECTOR, "div.actions")
+
+
+def test_06_enter_in_a_field_presses_run_not_save(browser, admin):
+    """Django 6.1's change form puts the action bar first, so its Run is the form's default
+    button: Enter in a text field runs no action, and the edit typed there is not saved."""
+    from selenium.webdriver.common.keys import Keys
+
+    article = apps.get_model("change_form", "Article").objects.create(title="Typo in the titel",
+                                                                      author=admin)
+    log_in(browser, "admin", "pw-admin")
+    open_change_page(browser, article)
+
+    title = browser.find_element(By.NAME, "title")
+    title.clear()
+    page = browser.find_element(By.TAG_NAME, "html").id
+    title.send_keys("Typo fixed", Keys.ENTER)
+    WebDriverWait(browser, 15).until(
+        lambda driver: driver.find_element(By.TAG_NAME, "html").id != page
+        and driver.execute_script("return document.readyState") == "complete"
+    )
+
+    assert messages(browser, "warning") == ["No action selected."]
+    article.refresh_from_db()
+    assert article.title == "Typo in the titel"

@@ -24,7 +24,7 @@ from .test_cli import CONSOLE_SCRIPT
 MODELS = [("basic_action", "Article"), ("export", "Article"), ("confirmation", "Article"),
           ("confirmation", "Comment"), ("confirmation", "FeaturedSlot"),
           ("conditional", "Article"), ("global", "Article"), ("global", "Category"),
-          ("global", "ApiKey")]
+          ("global", "ApiKey"), ("change_form", "Article"), ("change_form", "Tag")]
 
 
 def counts():
@@ -40,12 +40,45 @@ def test_seeding_twice_adds_nothing():
 
     assert counts() == first
     assert first["basic_action.Article"] == 300 and first["confirmation.Comment"] > 300
+    assert first["change_form.Article"] == 300 and first["change_form.Tag"] >= 3
+    Article = apps.get_model("change_form", "Article")
+    assert Article.objects.filter(status="draft").exists()
+    assert Article.objects.filter(status="published").exists()
+    assert Article.objects.filter(tags__isnull=False).distinct().count() > 100
     editor = get_user_model().objects.get(username="editor")
     assert editor.has_perm("conditional.send_notifications")
     assert editor.has_perm("export.change_article")
+    assert all(editor.has_perm(f"change_form.{verb}_article")
+               for verb in ("view", "add", "change", "delete"))
+    assert not editor.has_perm("export.add_article"), "add only where an action needs it"
+    writer = get_user_model().objects.get(username="writer")
+    assert writer.has_perm("change_form.change_article")
+    assert not writer.has_perm("change_form.add_article")
     reader = get_user_model().objects.get(username="reader")
     assert reader.has_perm("global.view_category") and not reader.has_perm("global.change_category")
+    assert reader.has_perm("change_form.view_article")
+    assert not reader.has_perm("change_form.change_article")
     assert get_user_model().objects.get(username="admin").check_password("admin")
+
+
+@pytest.mark.django_db
+def test_seeding_gives_demo_users_made_before_an_exercise_its_permissions():
+    """A demo database from before exercise 06 keeps its users: the next seed tops them up."""
+    from django.contrib.auth.models import Permission
+
+    demo.seed()
+    editor = get_user_model().objects.get(username="editor")
+    editor.user_permissions.remove(
+        *Permission.objects.filter(content_type__app_label="change_form"))
+    editor.set_password("changed")
+    editor.save()
+
+    demo.seed()
+
+    editor = get_user_model().objects.get(username="editor")
+    assert editor.has_perm("change_form.add_article") and editor.has_perm(
+        "change_form.change_article")
+    assert editor.check_password("changed"), "an existing user's password stays"
 
 
 def free_port():
@@ -86,6 +119,11 @@ def test_serve_runs_a_usable_admin_on_localhost(tmp_path):
 
         assert 'value="make_published"' in page, "--solutions serves the reference answers"
         assert "300 articles" in page
+        page = browser.open(f"{base}/admin/change_form/article/").read().decode()
+        assert "300 articles" in page
+        change = re.search(r'href="(/admin/change_form/article/\d+/change/)', page)[1]
+        page = browser.open(f"{base}{change}").read().decode()
+        assert 'value="duplicate_as_draft"' in page, "exercise 06's change page has actions"
     finally:
         os.killpg(server.pid, signal.SIGINT)
         output = server.communicate(timeout=30)[0]
