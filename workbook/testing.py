@@ -612,6 +612,16 @@ def login_staff(client, user_model, *permissions, username="staff", email=""):
     return user
 
 
+def staff_client(user_model, app_label, codenames, username):
+    """A test client logged in as a staff user holding `codenames` of `app_label` only."""
+    from django.test import Client
+
+    client = Client()
+    login_staff(client, user_model, *[f"{app_label}.{c}" for c in codenames],
+                username=username)
+    return client
+
+
 class RecordingEmailBackend(locmem.EmailBackend):
     """The test outbox, also recording each send_messages() call as (connection, count).
 

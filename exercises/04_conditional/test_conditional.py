@@ -29,6 +29,7 @@ from workbook.testing import (
     offered_actions,
     parse_page,
     post_action,
+    staff_client,
     statement_kinds,
 )
 
@@ -42,27 +43,19 @@ READER = ["view_article"]
 pytestmark = pytest.mark.django_db
 
 
-def staff(django_user_model, codenames, username):
-    client = Client()
-    login_staff(
-        client, django_user_model, *[f"conditional.{c}" for c in codenames], username=username
-    )
-    return client
-
-
 @pytest.fixture
 def editor(django_user_model):
-    return staff(django_user_model, EDITOR, "editor")
+    return staff_client(django_user_model, "conditional", EDITOR, "editor")
 
 
 @pytest.fixture
 def writer(django_user_model):
-    return staff(django_user_model, WRITER, "writer")
+    return staff_client(django_user_model, "conditional", WRITER, "writer")
 
 
 @pytest.fixture
 def reader(django_user_model):
-    return staff(django_user_model, READER, "reader")
+    return staff_client(django_user_model, "conditional", READER, "reader")
 
 
 def make_articles(author, count, title="Article", **fields):

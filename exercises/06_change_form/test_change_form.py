@@ -15,7 +15,6 @@ import pytest
 from django.apps import apps
 from django.contrib.admin.models import ADDITION, LogEntry
 from django.db import IntegrityError, connection
-from django.test import Client
 from django.utils import timezone
 from django.utils.deprecation import RemovedInDjango2028Warning
 
@@ -30,7 +29,6 @@ from workbook.testing import (
     expect,
     expect_action_offered,
     listed_differences,
-    login_staff,
     messages_of,
     offered_actions,
     post_action,
@@ -38,6 +36,7 @@ from workbook.testing import (
     press,
     refusals_unlogged,
     run_on_change_page,
+    staff_client,
     statement_kinds,
 )
 
@@ -61,27 +60,19 @@ FILTERS = "_changelist_filters=status%3Ddraft"
 pytestmark = pytest.mark.django_db
 
 
-def staff(django_user_model, codenames, username):
-    client = Client()
-    login_staff(
-        client, django_user_model, *[f"change_form.{c}" for c in codenames], username=username
-    )
-    return client
-
-
 @pytest.fixture
 def editor(django_user_model):
-    return staff(django_user_model, EDITOR, "editor")
+    return staff_client(django_user_model, "change_form", EDITOR, "editor")
 
 
 @pytest.fixture
 def writer(django_user_model):
-    return staff(django_user_model, WRITER, "writer")
+    return staff_client(django_user_model, "change_form", WRITER, "writer")
 
 
 @pytest.fixture
 def reader(django_user_model):
-    return staff(django_user_model, READER, "reader")
+    return staff_client(django_user_model, "change_form", READER, "reader")
 
 
 @pytest.fixture
