@@ -14,7 +14,6 @@ addresses), so nbval can check each notebook against its committed outputs.
 """
 
 import inspect
-import logging
 import os
 import re
 import textwrap
@@ -293,28 +292,20 @@ def page_list(response, css_class):
 
 # The change form: since Django 6.1 an object's own page may carry an action bar too.
 
-CHANGE_FORM_ACTION = "CHANGE_FORM-action"
-
 
 def change_path(model_admin, obj, query=""):
     """The change page's URL of `obj` on the model admin's own site, with an optional query."""
-    from django.urls import reverse
+    from .testing import change_url
 
-    opts = model_admin.opts
-    url = reverse(f"{model_admin.admin_site.name}:{opts.app_label}_{opts.model_name}_change",
-                  args=[obj.pk])
-    return f"{url}?{query}" if query else url
+    return change_url(obj, query, model_admin.admin_site.name)
 
 
 def change_form_choices(response):
     """The change page's action dropdown as [(name, label)], the blank choice left out; []
     when the page has no action bar (its context's action_form is None)."""
-    # A view called directly answers an unrendered TemplateResponse: its context_data.
-    context = getattr(response, "context_data", None) or response.context
-    form = context["action_form"]
-    if form is None:
-        return []
-    return [(name, str(label)) for name, label in form.fields["action"].choices if name]
+    from .testing import change_form_actions
+
+    return list(change_form_actions(response).items())
 
 
 def show_change_form_actions(model_admin, obj, username="admin", query=""):
@@ -334,21 +325,14 @@ def press_run(client, page, action, **changes):
     """Choose `action` in the change page's dropdown and press Run, as a browser does: POST
     the page's form (every field as the page filled it in) to the page's own URL. `changes`
     replace fields (a list posts the name once per value) or add one, e.g. _save="Save"."""
-    from urllib.parse import urljoin
-
-    from .testing import form_with_button
+    from .testing import CHANGE_FORM_ACTION, form_url, form_with_button, post_data
 
     form = form_with_button(page, "index")
     if form is None:
         raise ValueError("the page has no action bar: no Run button to press")
-    data = {}
-    for name, value in form["fields"]:
-        data.setdefault(name, []).append(value)
+    data = post_data(form["fields"])
     data.update({CHANGE_FORM_ACTION: action, "index": "0", **changes})
-    # The form's action is relative (the page's query string alone, or none at all): the
-    # browser resolves it against the page's URL.
-    url = urljoin(page.wsgi_request.get_full_path(), form["action"] or "")
-    return client.post(url, data)
+    return client.post(form_url(page, form), data)
 
 
 def call_change_view(model_admin, obj, username="admin", data=None):

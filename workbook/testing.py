@@ -465,13 +465,25 @@ def submit_form(client, response, button, follow=True):
     __tracebackhide__ = True
     form = form_with_button(response, button)
     expect(form is not None, f"The page has no form with a submit button named {button!r}.")
-    data = {}
-    for name, value in form["fields"]:
-        data.setdefault(name, []).append(value)
+    data = post_data(form["fields"])
     data[button] = dict(form["buttons"])[button]
-    # A form without an action attribute posts to the page's own URL, query string included.
-    url = form["action"] or response.wsgi_request.get_full_path()
-    return _send(f"Pressing '{button}' on the page", client.post, url, data, follow=follow)
+    return _send(f"Pressing '{button}' on the page", client.post, form_url(response, form),
+                 data, follow=follow)
+
+
+def post_data(fields):
+    """[(name, value)] as the POST body a browser sends: a name once per value."""
+    data = {}
+    for name, value in fields:
+        data.setdefault(name, []).append(value)
+    return data
+
+
+def form_url(response, form):
+    """Where `form` of the page `response` posts to, as a browser resolves it: its action,
+    which may be relative ("?_changelist_filters=..."), against the page's URL; without one,
+    the page's own URL, query string included."""
+    return urljoin(response.wsgi_request.get_full_path(), form["action"] or "")
 
 
 # The change form: since Django 6.1 it may carry an action bar of its own.
@@ -525,7 +537,9 @@ def change_page(client, obj, query="", site="admin"):
 def change_form_actions(response):
     """The change page's action dropdown, as {name: label}, without the blank choice; {} when
     the page has no action bar."""
-    form = response.context["action_form"]
+    # A view called directly answers an unrendered TemplateResponse: its context_data.
+    context = getattr(response, "context_data", None) or response.context
+    form = context["action_form"]
     if form is None:
         return {}
     return {name: str(label) for name, label in form.fields["action"].choices if name}
@@ -553,16 +567,13 @@ def choose_action(client, obj, action, query="", site="admin"):
     expect(form is not None, "The change page has no form holding its action dropdown.")
     fields = [(n, v) for n, v in form["fields"] if n != CHANGE_FORM_ACTION]
     fields.append((CHANGE_FORM_ACTION, action))
-    # The form's action may be relative ("?_changelist_filters=..."), as a browser reads it.
-    return page, urljoin(page.wsgi_request.get_full_path(), form["action"] or ""), fields
+    return page, form_url(page, form), fields
 
 
 def press(client, url, fields, button, value="", follow=False):
     """POST `fields` ([(name, value)]) and the pressed `button` to `url`, as a browser does."""
     __tracebackhide__ = True
-    data = {}
-    for name, field_value in fields:
-        data.setdefault(name, []).append(field_value)
+    data = post_data(fields)
     data[button] = value
     return _send(f"Pressing '{button}' on the change page", client.post, url, data,
                  follow=follow)
