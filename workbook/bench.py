@@ -2,15 +2,17 @@
 
     python -m workbook bench [--rows 10000 100000] [--runs 3] [--markdown FILE] [--update-docs]
 
-For each N it builds a SQLite file with N rows in every exercise's table. Each measurement
-then runs in a fresh process on its own copy of that file: log in, warm up (load the
-changelist, export one row), then POST the changelist with "select all" and read the whole
-response. It reports rows per second, SQL queries (counted with connection.execute_wrapper,
+For each N it builds a SQLite file with N rows in every exercise's table (with
+--database-url, a database on that PostgreSQL server). Each measurement then runs in a fresh
+process on its own copy of it (on PostgreSQL, CREATE DATABASE ... TEMPLATE): log in, warm up
+(load the changelist, export one row), then POST the changelist with "select all" and read
+the whole response. It reports rows per second, SQL queries (counted with connection.execute_wrapper,
 which has no cap, unlike CaptureQueriesContext's 9,000), the growth of peak memory (RSS)
 during the request, and the bytes sent. Each figure is the median of --runs processes.
 """
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -25,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from . import databases
+
 EXPORTS = {
     "reference": "`export_as_csv` from solutions/02_export: values_list, iterator, streaming",
     "seed": "the seed lesson's version: HttpResponse, a loop, `article.author` per row",
@@ -35,6 +39,15 @@ EXPORTS = {
         "DATA_UPLOAD_MAX_NUMBER_FIELDS past ~1,000 rows and takes quadratic time to validate"
     ),
     "raw": "Python's sqlite3 and csv modules over the same join, no Django: the ceiling",
+}
+# On PostgreSQL the ceiling is psycopg's, and the server's own CSV beside it.
+POSTGRESQL_EXPORTS = {
+    **EXPORTS,
+    "raw": "psycopg 3 and Python's csv module over the same join, no Django (one query, every "
+           "row fetched at once): the ceiling of a Python export",
+    "copy": "`COPY (the same join) TO STDOUT (FORMAT csv, HEADER)` read by psycopg: the "
+            "server writes the CSV itself. Not a safe export (no formula neutralised, "
+            "PostgreSQL's own timestamp format): the ceiling of the server",
 }
 # name: (app label of its Article, changelist, whether it asks for confirmation first)
 ACTIONS = {
@@ -50,6 +63,7 @@ RAW_SQL = (
     'SELECT a.title, u.username, a.status, a.pub_date FROM "export_article" a '
     'JOIN "auth_user" u ON u.id = a.author_id ORDER BY a.id DESC'
 )
+COPY_SQL = f"COPY ({RAW_SQL}) TO STDOUT (FORMAT csv, HEADER)"
 
 
 def seed_export_as_csv(modeladmin, request, queryset):
@@ -67,8 +81,22 @@ def seed_export_as_csv(modeladmin, request, queryset):
     return response
 
 
+def exports():
+    """The exports measured on this run's database."""
+    return POSTGRESQL_EXPORTS if databases.is_postgresql() else EXPORTS
+
+
+def _use(database):
+    """Point this process at DATABASE: a SQLite file's path, or a PostgreSQL URL."""
+    if "://" in str(database):
+        os.environ[databases.VARIABLE] = str(database)
+    else:
+        os.environ.pop(databases.VARIABLE, None)
+        os.environ["WORKBOOK_DB"] = str(database)
+
+
 def _setup_django(database):
-    os.environ["WORKBOOK_DB"] = str(database)
+    _use(database)
     os.environ["WORKBOOK_SOLUTIONS"] = "1"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbook.settings")
     from django.conf import settings
@@ -143,31 +171,48 @@ def _register_import_export(admin_site, Article):
     return "export_admin_action"
 
 
-def measure_raw(database):
-    """The same join and CSV with nothing but the standard library."""
-    class Sink:
-        size = 0
+class _Sink:
+    """A file that only counts the bytes written to it."""
 
-        def write(self, text):
-            Sink.size += len(text.encode())
+    def __init__(self):
+        self.size = 0
 
-    connection = sqlite3.connect(database)
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    start = time.perf_counter()
-    writer = csv.writer(Sink())
-    writer.writerow(["Title", "Author", "Status", "Published"])
-    writer.writerows(connection.execute(RAW_SQL))
-    seconds = time.perf_counter() - start
-    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    count = connection.execute('SELECT COUNT(*) FROM "export_article"').fetchone()[0]
+    def write(self, text):
+        self.size += len(text.encode() if isinstance(text, str) else text)
+
+
+def _connect(database):
+    if "://" not in str(database):
+        return contextlib.closing(sqlite3.connect(database))
+    return databases.connect(database)
+
+
+def measure_raw(database, copy=False):
+    """The same join and CSV without Django: Python's csv module over the driver's rows, or
+    (COPY, PostgreSQL only) the server's own CSV."""
+    sink = _Sink()
+    with _connect(database) as connection:
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        start = time.perf_counter()
+        if copy:
+            with connection.cursor().copy(COPY_SQL) as stream:
+                for block in stream:
+                    sink.write(block)
+        else:
+            writer = csv.writer(sink)
+            writer.writerow(["Title", "Author", "Status", "Published"])
+            writer.writerows(connection.execute(RAW_SQL))
+        seconds = time.perf_counter() - start
+        rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        count = connection.execute('SELECT COUNT(*) FROM "export_article"').fetchone()[0]
     return {"seconds": seconds, "queries": 1, "peak_mb": (rss_after - rss_before) / 1024,
-            "bytes": Sink.size, "rows": count}
+            "bytes": sink.size, "rows": count}
 
 
 def measure(database, name):
     """One measurement in this process: warm up, then run `name` on every row once."""
-    if name == "raw":
-        return measure_raw(database)
+    if name in ("raw", "copy"):
+        return measure_raw(database, copy=name == "copy")
     _setup_django(database)
     from django.apps import apps
     from django.contrib import admin
@@ -218,7 +263,7 @@ def measure(database, name):
         return size
 
     client.get(url)  # warm-up: imports, templates, the connection
-    if name in EXPORTS:
+    if name in exports():
         run(select_across=False)
     queries = 0
 
@@ -241,30 +286,48 @@ def run(rows_list, runs, names):
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for rows in rows_list:
-            database = Path(tmp) / f"bench-{rows}.sqlite3"
-            subprocess.run(
-                [sys.executable, "-m", "workbook.bench", "--make", str(database), str(rows)],
-                check=True,
-            )
-            for name in names:
-                samples = []
-                for _ in range(runs):
-                    # A copy per run: some actions change or delete the rows they measure.
-                    copy = Path(tmp) / "run.sqlite3"
-                    shutil.copyfile(database, copy)
-                    done = subprocess.run(
-                        [sys.executable, "-m", "workbook.bench", "--measure", str(copy), name],
-                        check=True, capture_output=True, text=True,
-                    )
-                    samples.append(json.loads(done.stdout.strip().splitlines()[-1]))
-                median = {k: statistics.median(s[k] for s in samples) for k in samples[0]}
-                results.append({"name": name, "n": rows, **median})
-                print(_row(results[-1]), flush=True)
+            with _database(tmp, f"bench_{rows}") as database:
+                subprocess.run(
+                    [sys.executable, "-m", "workbook.bench", "--make", database, str(rows)],
+                    check=True,
+                )
+                for name in names:
+                    samples = []
+                    for _ in range(runs):
+                        # A copy per run: some actions change or delete the rows they measure.
+                        with _database(tmp, "bench_run", template=database) as copy:
+                            done = subprocess.run(
+                                [sys.executable, "-m", "workbook.bench", "--measure", copy,
+                                 name], check=True, capture_output=True, text=True,
+                            )
+                        samples.append(json.loads(done.stdout.strip().splitlines()[-1]))
+                    median = {k: statistics.median(s[k] for s in samples) for k in samples[0]}
+                    results.append({"name": name, "n": rows, **median})
+                    print(_row(results[-1]), flush=True)
     return results
 
 
+@contextlib.contextmanager
+def _database(folder, name, template=None):
+    """A new database for the block: a SQLite file in FOLDER (a copy of the file TEMPLATE),
+    or one on $DATABASE_URL's PostgreSQL server (a copy of the database TEMPLATE), dropped
+    afterwards. Yields its path or URL."""
+    url = os.environ.get(databases.VARIABLE)
+    if databases.is_postgresql(url):
+        source = template and databases.parse(template)["NAME"]
+        name = f"workbook_{name}_{os.getpid()}"
+        with databases.scratch(url, name, template=source) as created:
+            yield created
+        return
+    path = Path(folder) / f"{name}.sqlite3"
+    if template:
+        shutil.copyfile(template, path)
+    yield str(path)
+    path.unlink(missing_ok=True)
+
+
 def _row(r):
-    if r["name"] in EXPORTS:
+    if r["name"] in POSTGRESQL_EXPORTS:
         return (f"| {r['name']} | {r['n']:,} | {r['rows'] / r['seconds']:,.0f} | "
                 f"{r['queries']:,.0f} | {r['peak_mb']:.1f} MB | {r['bytes'] / 1e6:.1f} MB |")
     return f"| {r['name']} | {r['n']:,} | {r['seconds']:.2f} s | {r['queries']:,.0f} |"
@@ -304,22 +367,30 @@ def targets(results):
 def environment():
     import django
 
+    if databases.is_postgresql():
+        import psycopg
+
+        with databases.connect(os.environ[databases.VARIABLE]) as connection:
+            server = connection.execute("SHOW server_version").fetchone()[0].split()[0]
+        database = f"PostgreSQL {server} on this machine, psycopg {psycopg.__version__}"
+    else:
+        database = f"SQLite {sqlite3.sqlite_version}"
     return (f"{platform.python_implementation()} {platform.python_version()}, Django "
-            f"{django.get_version()}, SQLite {sqlite3.sqlite_version}, {platform.machine()}, "
+            f"{django.get_version()}, {database}, {platform.machine()}, "
             f"{os.cpu_count()} cores")
 
 
 def markdown(results, runs):
-    exports = [r for r in results if r["name"] in EXPORTS]
+    exported = [r for r in results if r["name"] in POSTGRESQL_EXPORTS]
     actions = [r for r in results if r["name"] in ACTIONS]
     lines = ["| export | rows | rows/s | SQL queries | peak RSS growth | output |",
-             "|---|---:|---:|---:|---:|---:|", *map(_row, exports)]
+             "|---|---:|---:|---:|---:|---:|", *map(_row, exported)]
     if actions:
         lines += ["", "| reference action, on every row | rows | wall time | SQL queries |",
                   "|---|---:|---:|---:|", *map(_row, actions)]
     lines += ["", f"Median of {runs} fresh processes each; {environment()}."]
-    lines += [f"- **{name}**: {text}" for name, text in EXPORTS.items()
-              if any(r["name"] == name for r in exports)]
+    lines += [f"- **{name}**: {text}" for name, text in exports().items()
+              if any(r["name"] == name for r in exported)]
     checks = targets(results)
     if checks:
         lines += ["", "Targets:"] + [f"- {'met' if ok else 'MISSED'}: {text}"
@@ -328,14 +399,20 @@ def markdown(results, runs):
 
 
 DOCS = ["README.md", "lessons/02_export.md"]
-MARKERS = ("<!-- bench -->\n", "<!-- /bench -->\n")
+
+
+def markers():
+    """The lines around this database's tables in DOCS."""
+    kind = "bench-postgresql" if databases.is_postgresql() else "bench"
+    return f"<!-- {kind} -->\n", f"<!-- /{kind} -->\n"
 
 
 def update_docs(table):
-    """Put `table` between the bench markers of the README and the export lesson."""
+    """Put `table` between this database's bench markers of the README and the export
+    lesson."""
     from .metadata import ROOT
 
-    start, end = MARKERS
+    start, end = markers()
     for name in DOCS:
         path = ROOT / name
         text = path.read_text()
@@ -355,8 +432,12 @@ def main(argv=None):
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--only", choices=[*EXPORTS, *ACTIONS], action="append",
-                        help="measure only these (repeatable); all by default")
+    parser.add_argument("--only", choices=[*POSTGRESQL_EXPORTS, *ACTIONS], action="append",
+                        help="measure only these (repeatable); all by default (copy: "
+                             "PostgreSQL only)")
+    parser.add_argument("--database-url", metavar="URL",
+                        help="measure on this PostgreSQL server (each N gets databases of "
+                             "its own there; the role needs CREATEDB); default: SQLite files")
     parser.add_argument("--markdown", metavar="FILE", help="also write the tables to FILE")
     parser.add_argument("--update-docs", action="store_true",
                         help=f"write the tables into {' and '.join(DOCS)}")
@@ -368,8 +449,17 @@ def main(argv=None):
     if args.measure:
         print(json.dumps(measure(*args.measure)))
         return 0
+    if args.database_url:
+        try:
+            databases.use(args.database_url)
+            databases.check(args.database_url, create=True)
+        except databases.DatabaseUrlError as error:
+            parser.exit(2, f"workbook bench: {error}\n")
+    names = args.only or [*exports(), *ACTIONS]
+    if "copy" in names and not databases.is_postgresql():
+        parser.exit(2, "workbook bench: copy measures PostgreSQL's COPY: add --database-url\n")
     print("| measured | rows | rows/s or time | SQL queries | ...")
-    results = run(args.rows, args.runs, args.only or [*EXPORTS, *ACTIONS])
+    results = run(args.rows, args.runs, names)
     table = markdown(results, args.runs)
     print("\n" + table)
     if args.markdown:

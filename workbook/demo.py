@@ -1,8 +1,9 @@
 """A demo site to click through: `workbook serve [--solutions]`.
 
-It migrates the local SQLite file (db.sqlite3, which git ignores), seeds every exercise with
-the same realistic data each time (seeding again adds nothing), creates users whose
-passwords it prints, and serves the admin on localhost. For local development only.
+It migrates the local SQLite file (db.sqlite3, which git ignores), or the database of
+--database-url (or $DATABASE_URL), seeds every exercise with the same realistic data each
+time (seeding again adds nothing), creates users whose passwords it prints, and serves the
+admin on localhost. For local development only.
 """
 
 import errno
@@ -15,7 +16,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
-from . import metadata
+from . import databases, metadata
 
 # username: (password, superuser?, what they may do on every exercise's models)
 USERS = {
@@ -190,7 +191,7 @@ class ServeError(Exception):
 
 
 def prepare(solutions):
-    """Migrate and seed db.sqlite3 (or $WORKBOOK_DB) in this process."""
+    """Migrate and seed db.sqlite3 (or $WORKBOOK_DB, or $DATABASE_URL) in this process."""
     os.environ["WORKBOOK_SOLUTIONS"] = "1" if solutions else "0"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbook.settings")
     import django
@@ -201,7 +202,8 @@ def prepare(solutions):
     django.setup()
     _refuse_failing_checks()
     path = str(settings.DATABASES["default"]["NAME"])
-    _owner_only(path)
+    if connection.vendor == "sqlite":
+        _owner_only(path)
     try:
         call_command("migrate", verbosity=0)
         seed()
@@ -241,7 +243,13 @@ def _owner_only(path):
 
 
 def _database_advice(path, error):
+    from django.db import connection
+
     message = str(error)
+    if connection.vendor != "sqlite":
+        url = databases.shown(os.environ.get(databases.VARIABLE, ""))
+        return (f"the demo database {url} cannot be used ({message.strip()}): may its role "
+                "create tables in it? The demo needs a database of its own")
     if "not a database" in message or "malformed" in message:
         return (f"{path} is not a SQLite database: delete it and run workbook serve again; "
                 "it holds only demo data")
@@ -279,7 +287,9 @@ def serve(solutions=False, port=8000):
     check_port(port)
     prepare(solutions)
     code = "the reference answers (solutions/)" if solutions else "your code (exercises/)"
-    print(f"Demo admin with {code}: http://127.0.0.1:{port}/admin/")
+    url = os.environ.get(databases.VARIABLE)
+    on = databases.shown(url) if url else os.environ.get("WORKBOOK_DB", "db.sqlite3")
+    print(f"Demo admin with {code}, on {on}: http://127.0.0.1:{port}/admin/")
     print("Exercise 05 has its own admin site: "
           f"http://127.0.0.1:{port}/{metadata.find('5').label}/admin/")
     print(f"The lessons' lending desk has one too: http://127.0.0.1:{port}/lending/desk/")

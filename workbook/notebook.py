@@ -5,7 +5,8 @@ Every notebook starts with
     from workbook.notebook import *
     setup(solutions=False)
 
-which gives it a fresh in-memory database with every table, four users and a fixed "today".
+which gives it a fresh database with every table (SQLite in memory, or with $DATABASE_URL a
+database of the kernel's own on that server), four users and a fixed "today".
 The notebooks step through the lending desk, the lessons' worked example (lessons/lending/).
 Their last section, "Now your own code", runs the same steps on your exercise only when
 WORKBOOK_NOTEBOOK_MINE=1 (`workbook notebook N --mine` sets it on a copy of the notebook).
@@ -57,17 +58,34 @@ def setup(solutions=False):
 
     import django
     from django.core.management import call_command
+    from django.db import connection
     from django.test.utils import setup_test_environment
 
     django.setup()
     # Emails go to django.core.mail.outbox, and responses keep their template context.
     setup_test_environment()
-    call_command("migrate", verbosity=0)
+    if connection.vendor == "sqlite":
+        call_command("migrate", verbosity=0)
+    else:
+        _new_database(connection)
     _create_users()
     _freeze_today()
     mode = "the reference answers (solutions/)" if solutions else "your code (exercises/)"
-    print(f"Django is set up with {mode}, an in-memory database, users {', '.join(USERS)}, "
+    print(f"Django is set up with {mode}, a new empty database, users {', '.join(USERS)}, "
           f"and today is {TODAY.isoformat()}.")
+
+
+def _new_database(connection):
+    """On a server ($DATABASE_URL): a database of this kernel's own, as a test run makes one
+    (migrated, its ids from 1), dropped when the kernel ends."""
+    import atexit
+
+    from . import databases
+
+    name = connection.settings_dict["NAME"]
+    databases.drop_abandoned(os.environ[databases.VARIABLE], f"test_{name}_")
+    connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+    atexit.register(connection.creation.destroy_test_db, name, verbosity=0)
 
 
 def _freeze_today():
@@ -141,8 +159,19 @@ def counting_queries(show=True):
     from django.db import connection
 
     statements = []
+    began = not connection.get_autocommit()  # a transaction already open began before
 
     def record(execute, sql, params, many, context):
+        # SQLite's BEGIN is a statement Django runs; psycopg sends PostgreSQL's itself, before
+        # the first statement once autocommit is off. Listed where each reaches the database.
+        nonlocal began
+        if sql == "BEGIN":
+            began = True
+        elif connection.get_autocommit():
+            began = False
+        elif not began:
+            statements.append("BEGIN")
+            began = True
         statements.append(sql)
         return execute(sql, params, many, context)
 

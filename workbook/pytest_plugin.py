@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from . import metadata, switch
+from . import databases, metadata, switch
 
 
 @dataclass
@@ -59,6 +59,7 @@ def pytest_configure(config):
     # Load the settings now, so that pytest-django's own pytest_configure sets Django up.
     from django.conf import settings
 
+    _refuse_an_unusable_database()
     settings.INSTALLED_APPS  # noqa: B018
     _faster_test_runs(settings)
     _refuse_a_mixed_up_mode()
@@ -68,6 +69,16 @@ def pytest_configure(config):
                 "filterwarnings", f"error::django.utils.deprecation.{category}"
             )
     config.stash[_results_key] = {}
+
+
+def _refuse_an_unusable_database():
+    """A $DATABASE_URL the tests cannot use, said in one line instead of a traceback per test."""
+    url = os.environ.get(databases.VARIABLE)
+    if url:
+        try:
+            databases.check(url, create=True)
+        except databases.DatabaseUrlError as error:
+            raise pytest.UsageError(f"{databases.VARIABLE}: {error}") from None
 
 
 def _faster_test_runs(settings):

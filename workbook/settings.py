@@ -6,7 +6,9 @@ For local learning only: the secret key is public and DEBUG is on.
 import os
 import sys
 
-from . import switch
+from django.core.exceptions import ImproperlyConfigured
+
+from . import databases, switch
 from .metadata import ROOT, exercises
 
 # The exercises are apps of this project, importable wherever Django is started from.
@@ -60,22 +62,39 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        # WORKBOOK_DB points the benchmark (or a demo) at another database file.
-        "NAME": os.environ.get("WORKBOOK_DB", ROOT / "db.sqlite3"),
-        "OPTIONS": {
-            # Write-ahead logging: a slow streamed export holds a read transaction open,
-            # and readers no longer block writers (without it every other save fails with
-            # "database is locked" after 5 s). The mode is kept in the file itself; an
-            # in-memory database (the tests, the notebooks) stays "memory".
-            # (transaction_mode stays Django's default: "IMMEDIATE" would change the SQL
-            # that the notebooks and lessons show, BEGIN becoming BEGIN IMMEDIATE.)
-            "init_command": "PRAGMA journal_mode=WAL",
-        },
-    }
+_SQLITE = {
+    "ENGINE": "django.db.backends.sqlite3",
+    # WORKBOOK_DB points the benchmark (or a demo) at another database file.
+    "NAME": os.environ.get("WORKBOOK_DB", ROOT / "db.sqlite3"),
+    "OPTIONS": {
+        # Write-ahead logging: a slow streamed export holds a read transaction open,
+        # and readers no longer block writers (without it every other save fails with
+        # "database is locked" after 5 s). The mode is kept in the file itself; an
+        # in-memory database (the tests, the notebooks) stays "memory".
+        # (transaction_mode stays Django's default: "IMMEDIATE" would change the SQL
+        # that the notebooks and lessons show, BEGIN becoming BEGIN IMMEDIATE.)
+        "init_command": "PRAGMA journal_mode=WAL",
+    },
 }
+
+
+def _databases():
+    """SQLite in db.sqlite3 (or $WORKBOOK_DB), unless $DATABASE_URL names another database."""
+    url = os.environ.get(databases.VARIABLE)
+    if not url:
+        return {"default": _SQLITE}
+    try:
+        database = databases.parse(url)
+    except databases.DatabaseUrlError as error:
+        raise ImproperlyConfigured(f"{databases.VARIABLE}: {error}") from None
+    if databases.is_postgresql(url):
+        # Each test process gets a test database of its own: the workbook's own tests
+        # start pytest inside pytest, and two processes must never share (or drop) one.
+        database["TEST"] = {"NAME": f"test_{database['NAME']}_{os.getpid()}"}
+    return {"default": database}
+
+
+DATABASES = _databases()
 
 # Django's default password hashers, for the demo site's users. The test runs switch to a
 # fast one (conftest.py): tests only need to tell users apart, not to resist brute force.

@@ -676,7 +676,32 @@ def action_queries(client, model, action, selected, **options):
     if response.streaming:
         response.streaming_content = [body]  # read once above; the caller may read it again
     own = queries.captured_queries[start[0]:] if start else []
-    return response, [q["sql"] for q in own if table in q["sql"]]
+    return response, [without_cursor(q["sql"]) for q in own if table in q["sql"]]
+
+
+def without_cursor(sql):
+    """The SELECT itself, where PostgreSQL runs it through a server-side cursor.
+
+    On PostgreSQL, `.iterator()` declares a cursor for its SELECT and fetches the rows in
+    batches (FETCH is not logged as a query): "DECLARE ... CURSOR WITH HOLD FOR SELECT ...".
+    It is one query on either database.
+    """
+    declared = re.match(
+        r'DECLARE "[^"]+" (?:NO )?(?:SCROLL )?CURSOR (?:WITH HOLD )?FOR (.*)', sql, re.S
+    )
+    return declared.group(1) if declared else sql
+
+
+def refuses_nul(model, **fields):
+    """Whether the database refuses to store a NUL character in text, as PostgreSQL does
+    (SQLite keeps it). Where it is refused, no exported cell can start with one."""
+    from django.db import DataError, connection, transaction
+
+    if connection.vendor != "postgresql":
+        return False
+    with pytest.raises(DataError, match="NUL"), transaction.atomic():
+        model.objects.create(**fields)
+    return True
 
 
 def peak_memory_while_reading(post):

@@ -23,6 +23,7 @@ from workbook.testing import (
     expect_download,
     peak_memory_while_reading,
     post_action,
+    refuses_nul,
 )
 
 Article = apps.get_model("export", "Article")
@@ -350,6 +351,8 @@ def test_text_a_spreadsheet_could_run_is_neutralised_in_every_text_column(
     admin_client, django_user_model, start
 ):
     expect_action_offered(admin_client, Article, "export_as_csv")
+    if start == "\0" and refuses_nul(django_user_model, username="\x00mallory"):
+        return  # PostgreSQL stores no NUL, so no cell it exports can start with one
     # The same start first, and behind spaces (a spreadsheet may trim them), in both text
     # columns: the title someone typed, and the username someone chose.
     cells = {

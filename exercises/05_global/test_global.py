@@ -28,6 +28,7 @@ from workbook.testing import (
     offered_actions,
     peak_memory_while_reading,
     post_action,
+    refuses_nul,
 )
 
 Article = apps.get_model("global", "Article")
@@ -308,7 +309,7 @@ def test_every_row_past_the_first_batch_arrives_once_in_the_changelists_order(
 def test_memory_stays_flat_when_the_selection_grows_fourfold(admin_client):
     expect_offered_on_articles(admin_client)
     small, large = 2 * BATCH_SIZE, 8 * BATCH_SIZE  # both past the first batch
-    name = "a category name long enough to make a big file " * 3  # about 140 characters
+    name = ("a category name long enough to make a big file " * 2)[:88]  # fits 100 chars
     Category.objects.bulk_create(
         Category(name=f"{'Few' if i < small else 'Many'} {name}{i}") for i in range(large)
     )
@@ -356,6 +357,8 @@ UNSAFE_STARTS = {
 @pytest.mark.parametrize("start", UNSAFE_STARTS.values(), ids=UNSAFE_STARTS.keys())
 def test_text_a_spreadsheet_could_run_is_neutralised_in_any_model(admin_client, start):
     expect_offered_on_articles(admin_client)
+    if start == "\0" and refuses_nul(Category, name="\x00SUM(A1)"):
+        return  # PostgreSQL stores no NUL, so no cell it exports can start with one
     # The same start first, and behind spaces (a spreadsheet may trim them).
     names = [f"{start}1+1", f"  {start}SUM(A1)"]
     categories = [Category.objects.create(name=name) for name in names]

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from workbook import cli, learner, metadata
+from workbook import cli, databases, learner, metadata
 
 STUB = "exercises/01_basic_action/admin.py"
 
@@ -24,8 +25,10 @@ STUB = "exercises/01_basic_action/admin.py"
 CONSOLE_SCRIPT = "import sys; from workbook.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
-def workbook(*args, cwd=metadata.ROOT):
-    env = {key: value for key, value in os.environ.items() if key != "WORKBOOK_SOLUTIONS"}
+def workbook(*args, cwd=metadata.ROOT, without=()):
+    """`workbook ARGS` to its end, without $WORKBOOK_SOLUTIONS (nor the variables WITHOUT)."""
+    env = {key: value for key, value in os.environ.items()
+           if key != "WORKBOOK_SOLUTIONS" and key not in without}
     return subprocess.run(
         [sys.executable, "-c", CONSOLE_SCRIPT, *args], cwd=cwd, env=env, capture_output=True,
         text=True,
@@ -467,11 +470,13 @@ def test_watch_runs_again_when_a_file_is_saved(clone):
 
 
 def test_the_benchmark_runs_and_counts_queries_exactly(tmp_path):
-    """A smoke run of `workbook bench`: its tables and query counts, never its timings."""
+    """A smoke run of `workbook bench` on this run's database (on PostgreSQL with the
+    server's COPY too): its tables and query counts, never its timings."""
     table = tmp_path / "bench.md"
+    postgresql = databases.is_postgresql()
     done = workbook("bench", "--rows", "300", "--runs", "1", "--only", "reference",
                     "--only", "seed", "--only", "raw", "--only", "make_published",
-                    "--markdown", str(table))
+                    *(["--only", "copy"] if postgresql else []), "--markdown", str(table))
 
     assert done.returncode == 0, done.stdout + done.stderr
     text = table.read_text()
@@ -479,3 +484,20 @@ def test_the_benchmark_runs_and_counts_queries_exactly(tmp_path):
     assert "| 305 |" in text  # the seed's export: one query per row, plus five
     assert "| make_published | 300 |" in text
     assert "Targets:" in text and "export ≥ 25× seed" in text
+    assert ("PostgreSQL 1" if postgresql else "SQLite 3") in text
+    assert ("| copy | 300 |" in text) == postgresql
+    assert ("psycopg 3 and Python's csv" in text) == postgresql
+
+
+def test_the_benchmark_refuses_copy_without_postgresql_and_an_unusable_server():
+    copy_on_sqlite = workbook("bench", "--only", "copy", without=[databases.VARIABLE])
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    no_server = workbook("bench", "--database-url",
+                         f"postgres://workbook:secret@127.0.0.1:{port}/workbook")
+
+    assert copy_on_sqlite.returncode == 2
+    assert "copy measures PostgreSQL's COPY: add --database-url" in copy_on_sqlite.stderr
+    assert no_server.returncode == 2 and "Traceback" not in no_server.stderr
+    assert "cannot use postgres://workbook:***@127.0.0.1" in no_server.stderr

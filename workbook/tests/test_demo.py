@@ -12,12 +12,13 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+import uuid
 
 import pytest
 from django.apps import apps
 from django.contrib.auth import get_user_model
 
-from workbook import demo, metadata
+from workbook import databases, demo, metadata
 
 from .test_cli import CONSOLE_SCRIPT
 
@@ -87,10 +88,25 @@ def free_port():
         return s.getsockname()[1]
 
 
-def test_serve_runs_a_usable_admin_on_localhost(tmp_path):
+@pytest.fixture
+def demo_env(tmp_path):
+    """The environment of a `workbook serve` on a new demo database of the kind this run
+    tests: a SQLite file, or, where $DATABASE_URL names a PostgreSQL server, a database of its
+    own there (dropped afterwards). Also: the database's URL or path, as serve prints it."""
+    env = {key: value for key, value in os.environ.items() if key != "WORKBOOK_SOLUTIONS"}
+    url = env.get(databases.VARIABLE)
+    if url and databases.is_postgresql(url):
+        with databases.scratch(url, f"workbook_demo_{uuid.uuid4().hex[:12]}") as demo_url:
+            yield {**env, databases.VARIABLE: demo_url}, databases.shown(demo_url)
+    else:
+        env.pop(databases.VARIABLE, None)
+        path = str(tmp_path / "demo.sqlite3")
+        yield {**env, "WORKBOOK_DB": path}, path
+
+
+def test_serve_runs_a_usable_admin_on_localhost(demo_env):
+    env, where = demo_env
     port = free_port()
-    env = {**os.environ, "WORKBOOK_DB": str(tmp_path / "demo.sqlite3")}
-    env.pop("WORKBOOK_SOLUTIONS", None)
     server = subprocess.Popen(
         [sys.executable, "-c", CONSOLE_SCRIPT, "serve", "--solutions", "--port", str(port)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -128,6 +144,32 @@ def test_serve_runs_a_usable_admin_on_localhost(tmp_path):
         os.killpg(server.pid, signal.SIGINT)
         output = server.communicate(timeout=30)[0]
     assert "admin / admin" in output and "for local development only" in output
+    assert f"on {where}:" in output, "it says which database it serves"
+
+
+def test_serve_on_a_postgresql_server_that_does_not_answer_says_so_in_one_line(tmp_path):
+    url = f"postgres://workbook:secret@127.0.0.1:{free_port()}/workbook"
+
+    status, out, err = run_serve(tmp_path / "db.sqlite3", "--port", str(free_port()),
+                                 "--database-url", url, timeout=30)
+
+    assert (status, out) == (2, "") and "Traceback" not in err
+    assert err.startswith(f"workbook: cannot use {url.replace('secret', '***')}: ")
+    assert "Connection refused" in err and err.count("\n") == 1
+    assert "secret" not in err, "the password is never printed"
+
+
+@pytest.mark.parametrize("url", ["mysql://root@localhost/workbook", "postgres://localhost",
+                                 "not a url"])
+def test_serve_refuses_a_database_url_it_cannot_use_before_starting(url, tmp_path):
+    database = tmp_path / "db.sqlite3"
+
+    status, out, err = run_serve(database, "--port", str(free_port()), "--database-url", url,
+                                 timeout=30)
+
+    assert (status, out) == (2, "") and "Traceback" not in err
+    assert "argument --database-url: " in err and err.rstrip().count("\n") == 1, err
+    assert not database.exists(), "nothing starts before the URL is checked"
 
 
 # --- Stopping, refusing bad input, and the demo database's file (issue 13, items 12 to 14) ---
@@ -136,8 +178,11 @@ PREPARE = "from workbook import demo; demo.prepare(False)"
 
 
 def serve_env(database):
+    """`workbook serve` on the SQLite file DATABASE, whatever database this run tests: what
+    these tests check (the file, its mode, its WAL) is SQLite's."""
     env = {**os.environ, "WORKBOOK_DB": str(database)}
     env.pop("WORKBOOK_SOLUTIONS", None)
+    env.pop(databases.VARIABLE, None)
     return env
 
 

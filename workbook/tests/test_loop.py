@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -30,12 +31,18 @@ def copy(tmp_path_factory):
     return loopbench.copy_workbook(tmp_path_factory.mktemp("loop"))
 
 
-def start_watch(copy, *args):
-    return subprocess.Popen(
+def start_watch(copy, *args, limit=180):
+    """`workbook watch ARGS` in COPY, killed after LIMIT seconds: a watcher that hangs fails
+    its test with what it printed, instead of holding up the whole run."""
+    watcher = subprocess.Popen(
         [sys.executable, "-c", CONSOLE_SCRIPT, "watch", str(EXERCISE.number), *args],
         cwd=copy, env={**_env(), "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True,
     )
+    deadline = threading.Timer(limit, watcher.kill)
+    deadline.daemon = True
+    deadline.start()
+    return watcher
 
 
 def read_until(process, text, lines):
