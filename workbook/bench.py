@@ -1,14 +1,16 @@
 """Benchmark the reference actions through the admin, the way a user runs them.
 
-    python -m workbook bench [--rows 10000 100000] [--runs 3] [--markdown FILE] [--update-docs]
+    python -m workbook bench [--rows 10000 100000] [--runs 3] [--database-url URL]
+                             [--markdown FILE] [--update-docs]
 
 For each N it builds a SQLite file with N rows in every exercise's table (with
 --database-url, a database on that PostgreSQL server). Each measurement then runs in a fresh
 process on its own copy of it (on PostgreSQL, CREATE DATABASE ... TEMPLATE): log in, warm up
 (load the changelist, export one row), then POST the changelist with "select all" and read
-the whole response. It reports rows per second, SQL queries (counted with connection.execute_wrapper,
-which has no cap, unlike CaptureQueriesContext's 9,000), the growth of peak memory (RSS)
-during the request, and the bytes sent. Each figure is the median of --runs processes.
+the whole response. It reports rows per second, SQL queries (counted with
+connection.execute_wrapper, which has no cap, unlike CaptureQueriesContext's 9,000), the
+growth of peak memory (RSS) during the request, and the bytes sent. Each figure is the median
+of --runs processes.
 """
 
 import argparse
@@ -452,7 +454,7 @@ def main(argv=None):
     if args.database_url:
         try:
             databases.use(args.database_url)
-            databases.check(args.database_url, create=True)
+            databases.check(args.database_url, needs_createdb=True)
         except databases.DatabaseUrlError as error:
             parser.exit(2, f"workbook bench: {error}\n")
     names = args.only or [*exports(), *ACTIONS]

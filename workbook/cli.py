@@ -177,16 +177,16 @@ def database_url(text):
     return text
 
 
-def use_database(args, create=False):
+def use_database(args, needs_createdb=False):
     """Point this command, and what it starts, at --database-url (or $DATABASE_URL), once the
-    server answers (and, with CREATE, lets the role create test databases); the URL and the
-    reason in one line otherwise."""
+    server answers (and, with NEEDS_CREATEDB, lets the role create test databases); the URL
+    and the reason in one line otherwise."""
     if getattr(args, "database_url", None):
         databases.use(args.database_url)
     url = os.environ.get(databases.VARIABLE)
     if url:
         try:
-            databases.check(url, create)
+            databases.check(url, needs_createdb)
         except databases.DatabaseUrlError as error:
             raise UsageError(str(error)) from None
     return url
@@ -221,8 +221,9 @@ def verify(args):
     mutation check, which only compares suites with code, stays on SQLite.
     """
     failures = []
-    url = use_database(args, create=True)
-    on = f"PostgreSQL, {databases.shown(url)}" if databases.is_postgresql(url) else "SQLite"
+    url = use_database(args, needs_createdb=True)
+    postgresql = databases.is_postgresql(url)
+    on = f"PostgreSQL, {databases.shown(url)}" if postgresql else "SQLite"
     print(f"workbook verify on {on}", flush=True)
 
     print("== 1/4: the untouched stubs (learner mode): every graded test must fail", flush=True)
@@ -269,7 +270,7 @@ def verify(args):
 
     print("== 4/4: the mutation check: each suite fails >= 90 % of the wrong answers",
           flush=True)
-    if url:
+    if postgresql:
         print("not on this database: the mutation check runs with `workbook verify` on SQLite")
         code = 0
     else:
@@ -289,7 +290,7 @@ def verify(args):
     print(
         f"\nOn {on}: all {graded} graded tests fail on the stubs and pass on the reference "
         "answers; learner mode never imported solutions/; the notebooks match their outputs"
-        + ("." if url else "; every suite fails at least 90 % of the wrong answers.")
+        + ("." if postgresql else "; every suite fails at least 90 % of the wrong answers.")
     )
     print(f"verify: {graded} passed, 0 failed")
     return 0

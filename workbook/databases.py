@@ -10,6 +10,7 @@ import urllib.parse
 from contextlib import contextmanager
 
 VARIABLE = "DATABASE_URL"
+ENGINES = ("django.db.backends.postgresql", "django.db.backends.sqlite3")
 
 
 class DatabaseUrlError(ValueError):
@@ -33,8 +34,6 @@ def parse(url):
                                "e.g. .../workbook")
     return database
 
-
-ENGINES = ("django.db.backends.postgresql", "django.db.backends.sqlite3")
 
 
 def use(url):
@@ -108,10 +107,10 @@ def scratch(url, name, template=None):
         drop(url, name)
 
 
-def check(url, create=False):
-    """Refuse, in one line, a PostgreSQL server that cannot be reached (or, with CREATE, a
-    role that may not create the test databases) before anything starts, instead of a
-    traceback per test."""
+def check(url, needs_createdb=False):
+    """Refuse, in one line, a PostgreSQL server that cannot be reached (or, with
+    NEEDS_CREATEDB, a role that may not create the test databases) before anything starts,
+    instead of a traceback per test."""
     import psycopg
 
     if not is_postgresql(url):
@@ -125,7 +124,7 @@ def check(url, create=False):
         reason = "; ".join(line.strip() for line in str(error).splitlines()[:2] if line.strip())
         raise DatabaseUrlError(f"cannot use {shown(url)}: {reason or type(error).__name__}"
                                ) from None
-    if create and not may_create:
+    if needs_createdb and not may_create:
         raise DatabaseUrlError(
             f"{shown(url)}: the role may not create databases, which the test runs need "
             "(each makes a test database of its own): ALTER ROLE ... CREATEDB"
@@ -143,5 +142,15 @@ def drop_abandoned(url, prefix):
             "SELECT datname FROM pg_database WHERE starts_with(datname, %s)", [prefix])]
     for name in names:
         pid = name.removeprefix(prefix)
-        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+        if pid.isdigit() and not _running(int(pid)):
             drop(url, name)
+
+
+def _running(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

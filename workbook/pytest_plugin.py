@@ -76,7 +76,7 @@ def _refuse_an_unusable_database():
     url = os.environ.get(databases.VARIABLE)
     if url:
         try:
-            databases.check(url, create=True)
+            databases.check(url, needs_createdb=True)
         except databases.DatabaseUrlError as error:
             raise pytest.UsageError(f"{databases.VARIABLE}: {error}") from None
 

@@ -15,7 +15,12 @@ import pytest
 
 from workbook import loopbench, metadata
 
-CONSOLE_SCRIPT = "import sys; from workbook.cli import main; sys.exit(main(sys.argv[1:]))"
+# Ctrl-C as in a terminal: a run started in the background of a script (CI, say) inherits
+# SIGINT ignored, and Python then leaves it ignored.
+CONSOLE_SCRIPT = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from workbook.cli import main; sys.exit(main(sys.argv[1:]))"
+)
 EXERCISE = metadata.exercises()[0]
 RESULT = re.compile(r"^(\d+) (passed|failed)", re.MULTILINE)
 
