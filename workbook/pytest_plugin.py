@@ -79,6 +79,10 @@ def _refuse_an_unusable_database():
             databases.check(url, needs_createdb=True)
         except databases.DatabaseUrlError as error:
             raise pytest.UsageError(f"{databases.VARIABLE}: {error}") from None
+        if databases.is_postgresql(url):
+            # A run killed before its end (SIGKILL, a closed terminal) left its database.
+            name = databases.parse(url)["NAME"]
+            databases.drop_abandoned(url, f"test_{name}_")
 
 
 def _faster_test_runs(settings):
@@ -117,9 +121,14 @@ def _refuse_a_mixed_up_mode():
 
 
 def pytest_report_header(config):
+    url = os.environ.get(databases.VARIABLE)
+    database = f"workbook: database {databases.shown(url)}" if url else "workbook: database SQLite"
     if switch.solutions_mode():
-        return "workbook: testing the reference answers in solutions/"
-    return "workbook: testing your code in exercises/ (add --solutions for the reference answers)"
+        return ["workbook: testing the reference answers in solutions/", database]
+    return [
+        "workbook: testing your code in exercises/ (add --solutions for the reference answers)",
+        database,
+    ]
 
 
 def exercise_of(item_path):

@@ -501,3 +501,27 @@ def test_the_benchmark_refuses_copy_without_postgresql_and_an_unusable_server():
     assert "copy measures PostgreSQL's COPY: add --database-url" in copy_on_sqlite.stderr
     assert no_server.returncode == 2 and "Traceback" not in no_server.stderr
     assert "cannot use postgres://workbook:***@127.0.0.1" in no_server.stderr
+
+
+@pytest.mark.skipif(not databases.is_postgresql(),
+                    reason="PostgreSQL only: CI runs these tests on PostgreSQL too")
+def test_a_test_database_left_by_a_killed_run_is_dropped_by_the_next_run():
+    url = os.environ[databases.VARIABLE]
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    left = f"test_{databases.parse(url)['NAME']}_{ended.pid}"
+    databases.create(url, left)
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "pytest", "--collect-only", "exercises/01_basic_action"],
+            cwd=metadata.ROOT, capture_output=True, text=True,
+        )
+        with databases.connect(url) as connection:
+            still_there = connection.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", [left]).fetchone()
+    finally:
+        if still_there:
+            databases.drop(url, left)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"database {databases.shown(url)}" in run.stdout
+    assert still_there is None, f"{left} was left behind"
