@@ -122,7 +122,8 @@ def first_failing_task(exercise):
     code, report, output = progress.run_suites(f"exercises/{exercise.folder}")
     if report is None:
         return None
-    tests = [t for t in report["tests"] if t["exercise"] == exercise.folder]
+    tests = [t for t in report["tests"]
+             if t["exercise"] == exercise.folder and t["outcome"] != "skipped"]
     if not tests:
         return None
     failing = sorted(t["task"] for t in tests if t["outcome"] != "passed")

@@ -30,6 +30,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "workbook",
+    # The task queue of exercise 07: an ORM-backed queue with its own worker, `db_worker`.
+    "django_tasks_db",
     *(exercise.module for exercise in exercises()),
     # The worked example the lessons show: not an exercise, not graded.
     "lessons.lending",
@@ -108,3 +110,9 @@ STATIC_URL = "static/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Django 6.1 configures mail with MAILERS (EMAIL_BACKEND is deprecated); tests swap in locmem.
 MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+
+# Work too big for a request goes to a queue in the database, run by `manage.py db_worker`
+# (`workbook serve` starts one beside the server).
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# Exercise 07: a refund of more orders than this is queued instead of done in the request.
+REFUND_DESK_INLINE_LIMIT = 500

@@ -740,3 +740,55 @@ def statement_kinds(client, model, action, selected):
     ]
     listing = "\n".join(f"  {sql[:100]}" for sql in sqls) or "  (none)"
     return kinds, listing
+
+
+def needs_row_locks(connection):
+    """Skip, on a database without row locks (SQLite), a test that proves them."""
+    if not connection.features.has_select_for_update:
+        pytest.skip(
+            f"{metadata.POSTGRESQL_ONLY}: SQLite has no row locks to prove. CI runs it on "
+            "PostgreSQL; so can you, with DATABASE_URL (README: On PostgreSQL)."
+        )
+
+
+class _Nesting(HTMLParser):
+    """Every tag closed in the order it was opened, as a browser needs to read a page right."""
+
+    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
+            "source", "track", "wbr"}
+
+    def __init__(self):
+        super().__init__()
+        self.open = []
+        self.problems = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in self.VOID:
+            self.open.append((tag, self.getpos()[0]))
+
+    def handle_endtag(self, tag):
+        line = self.getpos()[0]
+        if tag in self.VOID:
+            return
+        if self.open and self.open[-1][0] == tag:
+            self.open.pop()
+        elif self.open:
+            self.problems.append(f"line {line}: </{tag}> closes <{self.open[-1][0]}> "
+                                 f"of line {self.open[-1][1]}")
+        else:
+            self.problems.append(f"line {line}: </{tag}> closes nothing")
+
+
+def expect_well_formed(response, what):
+    __tracebackhide__ = True
+    nesting = _Nesting()
+    nesting.feed(response.content.decode())
+    nesting.close()
+    problems = nesting.problems + [f"line {line}: <{tag}> is never closed"
+                                   for tag, line in nesting.open]
+    expect(
+        not problems,
+        f"The HTML of {what} is not well formed, so browsers guess how to draw it:\n  "
+        + "\n  ".join(problems[:5])
+        + "\nClose every tag you open in your template, in the reverse order.",
+    )

@@ -7,7 +7,6 @@ own form, read from the page and submitted as a browser would. Run them with:
 """
 
 import re
-from html.parser import HTMLParser
 
 import pytest
 from django.apps import apps
@@ -23,6 +22,7 @@ from workbook.testing import (
     expect,
     expect_action_offered,
     expect_message,
+    expect_well_formed,
     form_with_button,
     login_staff,
     messages_of,
@@ -90,49 +90,6 @@ def expect_a_confirm_form(response):
         form_with_button(response, "apply") is not None,
         "The confirmation page has no form with a submit button named 'apply'. In your "
         "template: <form method=\"post\"> ... <input type=\"submit\" name=\"apply\" ...>.",
-    )
-
-
-class _Nesting(HTMLParser):
-    """Every tag closed in the order it was opened, as a browser needs to read a page right."""
-
-    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
-            "source", "track", "wbr"}
-
-    def __init__(self):
-        super().__init__()
-        self.open = []
-        self.problems = []
-
-    def handle_starttag(self, tag, attrs):
-        if tag not in self.VOID:
-            self.open.append((tag, self.getpos()[0]))
-
-    def handle_endtag(self, tag):
-        line = self.getpos()[0]
-        if tag in self.VOID:
-            return
-        if self.open and self.open[-1][0] == tag:
-            self.open.pop()
-        elif self.open:
-            self.problems.append(f"line {line}: </{tag}> closes <{self.open[-1][0]}> "
-                                 f"of line {self.open[-1][1]}")
-        else:
-            self.problems.append(f"line {line}: </{tag}> closes nothing")
-
-
-def expect_well_formed(response, what):
-    __tracebackhide__ = True
-    nesting = _Nesting()
-    nesting.feed(response.content.decode())
-    nesting.close()
-    problems = nesting.problems + [f"line {line}: <{tag}> is never closed"
-                                   for tag, line in nesting.open]
-    expect(
-        not problems,
-        f"The HTML of {what} is not well formed, so browsers guess how to draw it:\n  "
-        + "\n  ".join(problems[:5])
-        + "\nClose every tag you open in your template, in the reverse order.",
     )
 
 

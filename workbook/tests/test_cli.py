@@ -438,7 +438,13 @@ def test_grade_writes_exercism_results_and_junit(tmp_path):
     assert done.returncode == 0, done.stderr
     graded = json.loads(results.read_text())
     assert graded["version"] == 3 and graded["status"] == "fail"
-    assert graded["max_points"] == sum(e.points for e in metadata.exercises())
+    # 07's two-clerks test proves row locks: on SQLite it is skipped, and counts for nothing.
+    elsewhere = 0 if databases.is_postgresql() else 3
+    assert graded["max_points"] == sum(e.points for e in metadata.exercises()) - elsewhere
+    assert not any(metadata.POSTGRESQL_ONLY in (t["message"] or "") for t in graded["tests"])
+    assert (any(t["name"].endswith("test_two_clerks_refunding_the_same_orders_at_once_refund_"
+                                   "each_once") for t in graded["tests"])
+            == databases.is_postgresql())
     first = graded["tests"][0]
     assert set(first) >= {"name", "status", "message", "task_id", "points", "max_points"}
     assert first["status"] == "fail" and first["message"]
