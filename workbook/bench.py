@@ -9,8 +9,9 @@ process on its own copy of it (on PostgreSQL, CREATE DATABASE ... TEMPLATE): log
 (load the changelist, export one row), then POST the changelist with "select all" and read
 the whole response. It reports rows per second, SQL queries (counted with
 connection.execute_wrapper, which has no cap, unlike CaptureQueriesContext's 9,000), the
-growth of peak memory (RSS) during the request, and the bytes sent. Each figure is the median
-of --runs processes.
+growth of peak memory (RSS) during the request, and the bytes sent. Exercise 07's refund of
+every order is measured twice: done in the request, and queued then done by one pass of the
+task worker. Each figure is the median of --runs processes.
 """
 
 import argparse
@@ -60,6 +61,17 @@ ACTIONS = {
     "export_selected": ("global", "/global/admin/global/article/", False),
     "publish": ("change_form", "/admin/change_form/article/", False),
 }
+# Exercise 07's refund of every order ("select all", a reason, Refund them), done in the
+# request or queued and done by one pass of the worker.
+REFUNDS = {
+    "mark_refunded": "`mark_refunded` from solutions/07_refund_desk, done in the request "
+                     "(REFUND_DESK_INLINE_LIMIT raised to N for the measure): the refund "
+                     "page, then its form",
+    "mark_refunded_queued": "the same refund queued (a limit of 0), then one pass of "
+                            "the worker (`db_worker --batch`) in the same process; in "
+                            "brackets, the two requests alone",
+}
+REFUND_URL = "/admin/refund_desk/order/"
 EXPORT = ("export", "/admin/export/article/", False)
 RAW_SQL = (
     'SELECT a.title, u.username, a.status, a.pub_date FROM "export_article" a '
@@ -144,6 +156,19 @@ def make_database(path, rows):
                 )
                 for i in range(start, min(rows, start + 10_000))
             )
+    # 07: one customer per 50 orders; 80 % of the orders paid, the rest shipped or refunded.
+    Customer = apps.get_model("refund_desk", "Customer")
+    Order = apps.get_model("refund_desk", "Order")
+    customers = Customer.objects.bulk_create(
+        Customer(name=f"Customer {i}", email=f"customer{i}@example.com")
+        for i in range(max(1, rows // 50))
+    )
+    for start in range(0, rows, 10_000):
+        Order.objects.bulk_create(
+            Order(number=f"B-{i:07}", customer=customers[i % len(customers)], total="42.00",
+                  status={0: "shipped", 1: "refunded"}.get(i % 10, "paid"))
+            for i in range(start, min(rows, start + 10_000))
+        )
     Comment = apps.get_model("confirmation", "Comment")
     articles = apps.get_model("confirmation", "Article").objects.values_list("pk", flat=True)
     for start in range(0, rows, 20_000):
@@ -211,10 +236,64 @@ def measure_raw(database, copy=False):
             "bytes": sink.size, "rows": count}
 
 
+def measure_refund(database, queued):
+    """07's refund of every order through the admin, as a clerk does it: "select all", the
+    refund page, its form with a reason; QUEUED, then one pass of the worker."""
+    _setup_django(database)
+    from django.apps import apps
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+
+    from workbook.testing import form_with_button, post_data
+
+    Order = apps.get_model("refund_desk", "Order")
+    rows = Order.objects.count()
+    paid = Order.objects.filter(status="paid").count()
+    # Every order in the request, or (a limit of 0) every order queued, whatever N.
+    settings.REFUND_DESK_INLINE_LIMIT = 0 if queued else rows
+    client = Client()
+    client.force_login(get_user_model().objects.get(username="bench"))
+    first = Order.objects.values_list("pk", flat=True).first()
+    client.get(REFUND_URL)  # warm-up: imports, templates, the connection
+    queries = 0
+
+    def count(execute, sql, params, many, context):
+        nonlocal queries
+        queries += 1
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count):
+        start = time.perf_counter()
+        page = client.post(REFUND_URL, {"action": "mark_refunded", "index": 0,
+                                        "_selected_action": [first], "select_across": "1"})
+        form = form_with_button(page, "apply")
+        client.post(REFUND_URL, {**post_data(form["fields"]), "reason": "damaged",
+                                 "note": "Measured.", "apply": "yes"})
+        request_seconds = time.perf_counter() - start
+        if queued:
+            call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload",
+                         verbosity=0)
+        seconds = time.perf_counter() - start
+    from django_tasks_db.models import DBTaskResult
+
+    refunded = Order.objects.filter(status="refunded", refund_note="Measured.").count()
+    tasks = DBTaskResult.objects.filter(status="SUCCESSFUL").count()
+    if (refunded, tasks) != (paid, int(queued)):  # a measure of work not done is no measure
+        raise SystemExit(f"{refunded} of the {paid} paid orders were refunded, by {tasks} "
+                         "tasks")
+    return {"seconds": seconds, "queries": queries, "request_seconds": request_seconds,
+            "rows": rows}
+
+
 def measure(database, name):
     """One measurement in this process: warm up, then run `name` on every row once."""
     if name in ("raw", "copy"):
         return measure_raw(database, copy=name == "copy")
+    if name in REFUNDS:
+        return measure_refund(database, queued=name == "mark_refunded_queued")
     _setup_django(database)
     from django.apps import apps
     from django.contrib import admin
@@ -332,7 +411,9 @@ def _row(r):
     if r["name"] in POSTGRESQL_EXPORTS:
         return (f"| {r['name']} | {r['n']:,} | {r['rows'] / r['seconds']:,.0f} | "
                 f"{r['queries']:,.0f} | {r['peak_mb']:.1f} MB | {r['bytes'] / 1e6:.1f} MB |")
-    return f"| {r['name']} | {r['n']:,} | {r['seconds']:.2f} s | {r['queries']:,.0f} |"
+    request = f" ({r['request_seconds']:.2f} s)" if r["name"] == "mark_refunded_queued" else ""
+    return (f"| {r['name']} | {r['n']:,} | {r['seconds']:.2f} s{request} | "
+            f"{r['queries']:,.0f} |")
 
 
 def targets(results):
@@ -358,7 +439,7 @@ def targets(results):
         growth = by[("reference", largest)]["peak_mb"] - by[("reference", smallest)]["peak_mb"]
         checks.append((growth <= 5, f"export's peak memory at {largest:,} within 5 MB of "
                                     f"{smallest:,}: {growth:+.1f} MB"))
-        for name in ["reference", *ACTIONS]:
+        for name in ["reference", *ACTIONS, *REFUNDS]:
             counts = sorted({r["queries"] for r in results if r["name"] == name})
             if counts:
                 checks.append((len(counts) == 1, f"{name}: the same queries at every N: "
@@ -384,15 +465,15 @@ def environment():
 
 def markdown(results, runs):
     exported = [r for r in results if r["name"] in POSTGRESQL_EXPORTS]
-    actions = [r for r in results if r["name"] in ACTIONS]
+    actions = [r for r in results if r["name"] in ACTIONS or r["name"] in REFUNDS]
     lines = ["| export | rows | rows/s | SQL queries | peak RSS growth | output |",
              "|---|---:|---:|---:|---:|---:|", *map(_row, exported)]
     if actions:
         lines += ["", "| reference action, on every row | rows | wall time | SQL queries |",
                   "|---|---:|---:|---:|", *map(_row, actions)]
     lines += ["", f"Median of {runs} fresh processes each; {environment()}."]
-    lines += [f"- **{name}**: {text}" for name, text in exports().items()
-              if any(r["name"] == name for r in exported)]
+    lines += [f"- **{name}**: {text}" for name, text in {**exports(), **REFUNDS}.items()
+              if any(r["name"] == name for r in results)]
     checks = targets(results)
     if checks:
         lines += ["", "Targets:"] + [f"- {'met' if ok else 'MISSED'}: {text}"
@@ -434,7 +515,8 @@ def main(argv=None):
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--only", choices=[*POSTGRESQL_EXPORTS, *ACTIONS], action="append",
+    parser.add_argument("--only", choices=[*POSTGRESQL_EXPORTS, *ACTIONS, *REFUNDS],
+                        action="append",
                         help="measure only these (repeatable); all by default (copy: "
                              "PostgreSQL only)")
     parser.add_argument("--database-url", metavar="URL",
@@ -457,7 +539,7 @@ def main(argv=None):
             databases.check(args.database_url, needs_createdb=True)
         except databases.DatabaseUrlError as error:
             parser.exit(2, f"workbook bench: {error}\n")
-    names = args.only or [*exports(), *ACTIONS]
+    names = args.only or [*exports(), *ACTIONS, *REFUNDS]
     if "copy" in names and not databases.is_postgresql():
         parser.exit(2, "workbook bench: copy measures PostgreSQL's COPY: add --database-url\n")
     print("| measured | rows | rows/s or time | SQL queries | ...")

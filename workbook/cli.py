@@ -155,7 +155,9 @@ def serve(args):
     """Serve the admin on localhost with seeded demo data (--solutions: the reference answers).
 
     It migrates db.sqlite3 (git-ignored), seeds it once, prints the demo users' passwords
-    (for local development only) and runs Django's development server until Ctrl-C.
+    (for local development only) and runs Django's development server until Ctrl-C, with a
+    task worker (django-tasks-db's db_worker) beside it that runs queued work, such as
+    exercise 07's refunds of more than 500 orders; both stop together.
     """
     from . import demo
 

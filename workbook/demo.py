@@ -26,11 +26,14 @@ USERS = {
     "reader": ("reader", False, ("view",)),
 }
 # What a user may do beyond those verbs, as (app label, codename): the editor sends
-# notifications (04) and overdue reminders (lending), and adds exercise 06's articles, which
-# its change page's "Duplicate as draft" needs.
+# notifications (04) and overdue reminders (lending), adds exercise 06's articles, which
+# its change page's "Duplicate as draft" needs, refunds orders (07) and sees the task queue
+# a big refund goes to. The writer may change orders but not refund them: 07's action is
+# not offered to them.
 EXTRA_PERMISSIONS = {
     "editor": [("conditional", "send_notifications"), ("lending", "send_reminders"),
-               ("change_form", "add_article")],
+               ("change_form", "add_article"), ("refund_desk", "refund_order"),
+               ("django_tasks_database", "view_dbtaskresult")],
 }
 TOPICS = ["Admin actions", "QuerySets", "Migrations", "Forms", "Testing", "Security",
           "Templates", "Signals", "Caching", "Deployment"]
@@ -42,6 +45,12 @@ MEMBERS = [("Ada Lovelace", "ada@example.com"), ("Charles Babbage", ""),
            ("Edsger Dijkstra", "edsger@example.com")]
 # Exercise 06's tags, a few to each article.
 TAGS = ["beginners", "deep dive", "how-to", "news", "opinion", "security"]
+# Exercise 07's customers: every first name with every last name.
+FIRST_NAMES = ["Amara", "Bruno", "Chen", "Dana", "Elif", "Femi", "Greta", "Hugo", "Ines", "Jonas"]
+LAST_NAMES = ["Okafor", "Silva", "Wang", "Novak", "Yilmaz", "Adeyemi", "Berg", "Laurent"]
+# 07's orders: enough that "select all" goes past REFUND_DESK_INLINE_LIMIT (500), so a
+# refund is queued for the worker; mostly paid, some shipped or already refunded (skipped).
+ORDERS = 1200
 BOOKS = [("Middlemarch", "9780141439549"), ("Persuasion", "9780141439686"),
          ("Bleak House", "9780141439723"), ("Emma", "9780141439587"),
          ("North and South", "9780140434248"), ("Cranford", "9780140436679")]
@@ -109,6 +118,7 @@ def seed():
             _seed_tags(apps, articles)
     _seed_api_keys(apps)
     _seed_lending(apps)
+    _seed_orders(apps)
 
 
 def _demo_address(i):
@@ -186,6 +196,30 @@ def _seed_lending(apps):
     Loan.objects.bulk_create(loans)
 
 
+def _seed_orders(apps):
+    """Exercise 07's customers and orders: 70 % paid, 20 % shipped, 10 % already refunded."""
+    Customer = apps.get_model("refund_desk", "Customer")
+    Order = apps.get_model("refund_desk", "Order")
+    if Order.objects.exists():
+        return
+    customers = Customer.objects.bulk_create(
+        Customer(name=f"{first} {last}", email=f"{first}.{last}@example.com".lower())
+        for last in LAST_NAMES for first in FIRST_NAMES
+    )
+    rng = random.Random(7)
+    orders = []
+    for i in range(1, ORDERS + 1):
+        status = rng.choices(["paid", "shipped", "refunded"], [7, 2, 1])[0]
+        refunded = status == "refunded"
+        orders.append(Order(
+            number=f"RD-{i:05}", customer=customers[i % len(customers)],
+            total=f"{rng.randint(500, 30000) / 100:.2f}", status=status,
+            refunded_at=LAUNCH + timedelta(hours=i) if refunded else None,
+            refund_reason=rng.choice(["damaged", "late", "wrong_item"]) if refunded else "",
+        ))
+    Order.objects.bulk_create(orders)
+
+
 class ServeError(Exception):
     """The demo cannot start: said in one line (cli.py makes it "workbook: ..." and exit 2)."""
 
@@ -218,7 +252,10 @@ def _refuse_failing_checks():
     is fixed: say it in a line per error instead, before anything is started or written."""
     from django.core import checks
 
-    errors = [m for m in checks.run_checks() if m.is_serious() and not m.is_silenced()]
+    # databases=[]: the code's checks only. With every database, a JSONField's check (07's
+    # task queue has one) connects first, and a corrupt file would fail here, in a traceback.
+    errors = [m for m in checks.run_checks(databases=[])
+              if m.is_serious() and not m.is_silenced()]
     if errors:
         lines = [f"  {m.id} {m.obj}: {m.msg}" for m in errors]
         raise ServeError(
@@ -283,7 +320,8 @@ class _Stop(Exception):
 
 
 def serve(solutions=False, port=8000):
-    """Prepare the demo database, say how to log in, then run Django's development server."""
+    """Prepare the demo database, say how to log in, then run Django's development server
+    and, beside it, the task worker that runs queued work (07's big refunds)."""
     check_port(port)
     prepare(solutions)
     code = "the reference answers (solutions/)" if solutions else "your code (exercises/)"
@@ -293,71 +331,110 @@ def serve(solutions=False, port=8000):
     print("Exercise 05 has its own admin site: "
           f"http://127.0.0.1:{port}/{metadata.find('5').label}/admin/")
     print(f"The lessons' lending desk has one too: http://127.0.0.1:{port}/lending/desk/")
+    from django.conf import settings
+
+    print("A task worker (django-tasks-db's db_worker) runs beside the server: a refund of "
+          f"more than {settings.REFUND_DESK_INLINE_LIMIT} orders (07) is queued and done by it.")
+    print(f"Its queue: http://127.0.0.1:{port}/admin/django_tasks_database/dbtaskresult/")
     print("Users (username / password), for local development only: never reuse these:")
     for username, (password, superuser, verbs) in USERS.items():
         role = "superuser" if superuser else "staff who may " + ", ".join(verbs)
         if username == "editor":
-            role += (", and send notifications (04), overdue reminders (lending) and add "
-                     "articles (06, to duplicate them)")
+            role += (", and send notifications (04), overdue reminders (lending), add "
+                     "articles (06, to duplicate them) and refund orders (07)")
         print(f"  {username} / {password}    {role}")
     sys.stdout.flush()
     manage = str(metadata.ROOT / "manage.py")
-    return run_server([sys.executable, manage, "runserver", f"127.0.0.1:{port}"])
+    return run_server(
+        [sys.executable, manage, "runserver", f"127.0.0.1:{port}"],
+        # --reload, as runserver: a saved admin.py is the code the next queued task runs.
+        # The id names the port, so that a test can find this worker among processes.
+        worker=[sys.executable, manage, "db_worker", "--reload",
+                "--worker-id", f"{WORKER_ID}-{port}"],
+    )
 
 
-def run_server(command):
-    """Run runserver as a child, and stop it with this process, whatever stops this one.
+WORKER_ID = "workbook-serve"
+
+
+def run_server(command, worker=None):
+    """Run runserver (and WORKER, a command, beside it) as children, and stop them with this
+    process, whatever stops this one.
 
     runserver keeps its autoreloader (a learner's saved admin.py shows on the next click),
-    so it is two processes: the reloader and, under it, the server. Both run in a process
-    group of their own, and SIGINT (Ctrl-C), SIGTERM or SIGHUP (the terminal closed, or
-    `kill PID` of this process) is sent on to the whole group, then this process waits for
-    it; a server that has not stopped after 10 s is killed. Without this, `kill PID` left
-    the server serving the admin (admin / admin) on the port.
+    so it is two processes: the reloader and, under it, the server; the worker too. Each
+    child runs in a process group of its own, and SIGINT (Ctrl-C), SIGTERM or SIGHUP (the
+    terminal closed, or `kill PID` of this process) is sent on to every group, then this
+    process waits for them; what has not stopped after 10 s is killed. Without this, `kill
+    PID` left the server serving the admin (admin / admin) on the port. When the server
+    ends by itself, the worker is stopped too; a worker that ends is said in one line.
     """
-    child = None
+    worker_process = None
+    started = []
     pending = []
 
     def on_signal(signum, frame):
-        if child is None:
-            pending.append(signum)  # seen just as the child starts: stop it once it has
+        if not started:
+            pending.append(signum)  # seen while the children start: stop them once they have
         else:
             raise _Stop(signum)
 
     previous = {signum: signal.signal(signum, on_signal) for signum in STOPPING}
+    children = []
     try:
-        child = subprocess.Popen(command, env=dict(os.environ), process_group=0)
+        server = subprocess.Popen(command, env=dict(os.environ), process_group=0)
+        children.append(server)
+        if worker:
+            worker_process = subprocess.Popen(worker, env=dict(os.environ), process_group=0)
+            children.append(worker_process)
+        started.append(True)
         if pending:
             raise _Stop(pending[0])
-        return child.wait()
+        said = False
+        while server.poll() is None:
+            if worker_process and worker_process.poll() is not None and not said:
+                print(f"workbook: the task worker stopped (exit status "
+                      f"{worker_process.returncode}): queued work waits until you restart "
+                      "workbook serve", file=sys.stderr, flush=True)
+                said = True
+            time.sleep(0.2)
+        return server.returncode
     except _Stop as stop:
         for signum in STOPPING:
             signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C does not cut this short
-        _stop_group(child, STOPPING[stop.signum])
+        _stop_groups(children, STOPPING[stop.signum])
         return 0 if stop.signum == signal.SIGINT else 128 + stop.signum
     finally:
-        if child is not None and child.poll() is None:
-            _stop_group(child, signal.SIGTERM)
+        _stop_groups([child for child in children if child.poll() is None], signal.SIGTERM)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
 
-def _stop_group(child, signum, timeout=10):
-    """Send SIGNUM to the child's process group and wait until none of it is left; what is
-    still there after TIMEOUT seconds gets SIGKILL."""
+def _stop_groups(children, signum, timeout=10):
+    """Send SIGNUM to each child's process group and wait until none of them is left; what
+    is still there after TIMEOUT seconds gets SIGKILL."""
     deadline = time.monotonic() + timeout
+    groups = [child for child in children if _signal_group(child, signum)]
+    # A zombie that nobody reaps stays in its group: two more seconds after SIGKILL, then
+    # it is not this process's to wait for.
+    while groups and time.monotonic() < deadline + 2:
+        for child in groups:
+            if time.monotonic() > deadline:
+                _signal_group(child, signal.SIGKILL)
+        # A group whose leader has ended and which has no member left is gone.
+        groups = [child for child in groups
+                  if child.poll() is None or _signal_group(child, 0)]
+        time.sleep(0.05)
+    for child in children:
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+
+
+def _signal_group(child, signum):
+    """Send SIGNUM to CHILD's process group: False if the group is gone."""
     try:
         os.killpg(child.pid, signum)
-        # A zombie that nobody reaps stays in the group: two more seconds after SIGKILL, then
-        # it is not this process's to wait for.
-        while time.monotonic() < deadline + 2:
-            if child.poll() is not None:
-                os.killpg(child.pid, 0)  # ProcessLookupError: the whole group is gone
-            if time.monotonic() > deadline:
-                os.killpg(child.pid, signal.SIGKILL)
-            time.sleep(0.05)
+        return True
     except ProcessLookupError:
-        pass
-    if child.poll() is None:
-        child.kill()
-    child.wait()
+        return False

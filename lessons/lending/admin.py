@@ -3,13 +3,20 @@
 Loans can be renewed in one UPDATE and their borrowers reminded by email; members' loan
 figures can be exported as CSV, and members anonymised once a page listing them has been
 confirmed. A loan's own page marks it returned, and a member's page starts a new loan.
+Loans can be extended by as many days as a clerk types on a page of its own: with their rows
+locked, a history entry each and a mail to each member once committed, and in the worker's
+background when the selection is too big for a request.
 """
 
 import csv
 import hashlib
 from datetime import timedelta
+from functools import partial
 from itertools import chain, groupby
+from operator import attrgetter
 
+from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import ActionLocation, helpers
 from django.contrib.admin.models import CHANGE, LogEntry
@@ -21,6 +28,7 @@ from django.db import router, transaction
 from django.db.models import CharField, Count, F, Q, Value
 from django.db.models.functions import Cast, Coalesce, Concat
 from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.tasks import task
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.http import urlencode
@@ -38,6 +46,12 @@ ANONYMISE_TEMPLATE = "admin/lending/member/anonymise_confirmation.html"
 LISTING_FIELD = "listing"
 # The books a member has not brought back, counted by the database.
 OPEN_LOANS = Count("loans", filter=Q(loans__status=Loan.Status.LENT))
+EXTEND_TEMPLATE = "admin/lending/loan/extend_loans.html"
+# The extension page names this many loans and counts the rest: small at any selection.
+NAMED_ON_PAGE = 10
+NOTHING_TO_EXTEND = (
+    "No loans were extended: the selected loans were deleted or no longer match the filters."
+)
 
 
 class Echo:
@@ -140,12 +154,120 @@ def confirmation_fields(request, members):
     ]
 
 
+class ExtensionForm(forms.Form):
+    """What the clerk decides on the extension page: how long, and what to tell the members."""
+
+    days = forms.IntegerField(label="Extend by (days)", min_value=1, max_value=28, initial=7)
+    message = forms.CharField(
+        label="Message to the members", required=False, max_length=300,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+
+def inline_limit():
+    """How many loans the desk extends while the clerk waits; more go to the worker."""
+    return getattr(settings, "LENDING_INLINE_LIMIT", 200)
+
+
+def extension_fields(request, selected):
+    """The hidden fields that bring the extension page's POST back to extend_loans, as
+    (name, value): what the changelist posted, and a field per loan only without "select
+    all", where the URL's filters choose the loans again."""
+    select_across = request.POST.get("select_across") == "1"
+    ticked = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME) if select_across else selected
+    return [
+        ("action", "extend_loans"),
+        ("index", request.POST.get("index", "0")),
+        ("select_across", "1" if select_across else "0"),
+        *[(helpers.ACTION_CHECKBOX_NAME, pk) for pk in ticked],
+    ]
+
+
+def extension_notices(loans, days, message):
+    """One email per member with a valid address, naming each extended book and the day it
+    is due now. The loans were read, locked, before the UPDATE: their new date is theirs
+    plus `days`."""
+    notices = []
+    by_member = groupby(sorted(loans, key=attrgetter("member_id")), key=attrgetter("member"))
+    for member, books in by_member:
+        if not is_deliverable(member.email):
+            continue
+        lines = "".join(
+            f"- {loan.book.title}, now due on {(loan.due_on + timedelta(days=days)).isoformat()}\n"
+            for loan in books
+        )
+        body = f"Dear {member.name},\n\nYou may keep these books {days} days longer:\n{lines}"
+        if message:
+            body += f"\n{message}\n"
+        notices.append(EmailMessage(subject="More time for your books", body=body,
+                                    to=[member.email]))
+    return notices
+
+
+def send_notices(notices):
+    """Every notice over one connection: one backend, one send_messages()."""
+    if notices:
+        mailers.default.send_messages(notices)
+
+
+@task
+def extend_lent_loans(loan_pks, days, message, clerk_id):
+    """Move the due date of the loans among `loan_pks` still out `days` later, record the
+    clerk in their history, and mail their members once that is committed.
+
+    The request calls it for a small selection, the worker (db_worker) for a queued one:
+    the same work, the same guarantees. Only JSON goes in and out: keys, numbers, text.
+    """
+    db = router.db_for_write(Loan)
+    with transaction.atomic(using=db):
+        # Locked until the commit, always in the same order: a second clerk's extension
+        # waits, then reads the dates this one wrote; a return waits too.
+        loans = list(
+            Loan.objects.using(db).select_related("member", "book")
+            .filter(pk__in=loan_pks, status=Loan.Status.LENT).order_by("pk")
+            .select_for_update(of=["self"])
+        )
+        Loan.objects.using(db).filter(pk__in=[loan.pk for loan in loans]).update(
+            due_on=F("due_on") + timedelta(days=days)
+        )
+        if loans:
+            LogEntry.objects.log_actions(
+                user_id=clerk_id,
+                queryset=loans,
+                action_flag=CHANGE,
+                change_message=f"Extended by {days} days.",
+            )
+        # Mailed after the commit, or not at all. A mail server failing then cannot undo
+        # the new dates: robust=True logs its error instead of raising it.
+        notices = extension_notices(loans, days, message)
+        transaction.on_commit(partial(send_notices, notices), using=db, robust=True)
+    return {"extended": len(loans), "not_out": len(loan_pks) - len(loans)}
+
+
+def extension_report(done):
+    """The messages for the clerk, as (level, text): the loans extended, the selected loans
+    that were not out any more, and the truth when there was neither."""
+    extended, not_out = done["extended"], done["not_out"]
+    if extended:
+        yield messages.SUCCESS, ngettext(
+            "%(count)d loan was extended.", "%(count)d loans were extended.", extended
+        ) % {"count": extended}
+    if not_out:
+        yield messages.WARNING, ngettext(
+            "%(count)d selected loan is not out any more and was not extended.",
+            "%(count)d selected loans are not out any more and were not extended.",
+            not_out,
+        ) % {"count": not_out}
+    if not extended and not not_out:
+        yield messages.WARNING, NOTHING_TO_EXTEND
+
+
 @admin.register(Loan)
 class LoanAdmin(admin.ModelAdmin):
     list_display = ["book", "member", "lent_on", "due_on", "renewed_on", "status"]
     list_filter = ["status"]
     search_fields = ["book__title", "member__name"]
-    actions = ["renew_loans", "send_overdue_reminders", "mark_returned"]
+    actions = ["renew_loans", "send_overdue_reminders", "mark_returned", "extend_loans"]
 
     def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
         """No renewals on the list of returned loans: none of them could be renewed.
@@ -240,6 +362,61 @@ class LoanAdmin(admin.ModelAdmin):
             # Nothing went wrong: the desk had recorded the return already.
             self.message_user(request, gettext("Nothing to record: already returned."),
                               messages.INFO)
+
+    @admin.action(permissions=["change"], description="Extend selected loans")
+    def extend_loans(self, request, queryset):
+        """Give the selected loans still out the days the clerk chose on a page of its own,
+        and mail their members once it is done.
+
+        The first POST only shows the page; its "extend" button posts the form back. Too
+        big a selection for one request is queued, and the worker does the same work.
+        """
+        form = ExtensionForm(request.POST if "extend" in request.POST else None)
+        if not form.is_valid():  # unbound on the first POST: the page, with no errors
+            return self.extension_page(request, queryset, form)
+        # Extending is harmless and can be undone by hand: whatever is selected now.
+        selected = list(queryset.values_list("pk", flat=True))
+        work = (selected, form.cleaned_data["days"], form.cleaned_data["message"],
+                request.user.pk)
+        if len(selected) > inline_limit():
+            # After the request's own transaction commits, if it runs in one.
+            transaction.on_commit(partial(extend_lent_loans.enqueue, *work),
+                                  using=router.db_for_write(Loan))
+            self.message_user(request, ngettext(
+                "%(count)d loan was queued for an extension: the worker extends it if it "
+                "is still out, and mails its member.",
+                "%(count)d loans were queued for an extension: the worker extends those "
+                "still out, and mails their members.",
+                len(selected),
+            ) % {"count": len(selected)}, messages.INFO)
+            return None
+        for level, text in extension_report(extend_lent_loans.call(*work)):
+            self.message_user(request, text, level)
+        return None
+
+    def extension_page(self, request, queryset, form):
+        """The page that asks for how many days, names a few of the loans and counts the
+        rest, in the same few queries for 3 loans or 30,000."""
+        selected = list(queryset.values_list("pk", flat=True))
+        if not selected:
+            self.message_user(request, NOTHING_TO_EXTEND, messages.WARNING)
+            return None
+        out = queryset.filter(status=Loan.Status.LENT).count()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("Extend these loans?"),
+            "opts": self.opts,
+            "extension_form": form,
+            "named": queryset.select_related("member", "book")[:NAMED_ON_PAGE],
+            "unnamed": max(len(selected) - NAMED_ON_PAGE, 0),
+            "out": out,
+            "back": len(selected) - out,
+            "queued": len(selected) > inline_limit(),
+            "hidden_fields": extension_fields(request, selected),
+            "back_url": request.get_full_path(),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, EXTEND_TEMPLATE, context)
 
 
 @admin.register(Member)

@@ -6,6 +6,8 @@ lessons say. Run them with `pytest lessons`.
 
 import hashlib
 import json
+import signal
+import threading
 from datetime import date, timedelta
 
 import pytest
@@ -15,13 +17,19 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core import signing
 from django.contrib.messages.storage.fallback import FallbackStorage
+from django.core import mail
+from django.core.mail.backends.base import BaseEmailBackend
+from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 from django.db.transaction import TransactionManagementError
+from django.tasks import task
+from django.tasks.exceptions import InvalidTask
 from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.deprecation import RemovedInDjango2028Warning
+from django_tasks_db.models import DBTaskResult
 
 from workbook.testing import (
     RecordingEmailBackend,
@@ -33,18 +41,22 @@ from workbook.testing import (
     content_of,
     create_staff,
     csv_rows,
+    expect_well_formed,
+    form_url,
     form_with_button,
     login_staff,
     messages_of,
+    needs_row_locks,
     offered_actions,
     post_action,
     post_change_form_action,
+    post_data,
     press,
     run_on_change_page,
     submit_form,
 )
 
-from .admin import LoanAdmin, listing_digest
+from .admin import LoanAdmin, extend_lent_loans, listing_digest
 from .models import Book, Loan, Member
 
 LENT, RETURNED = Loan.Status.LENT, Loan.Status.RETURNED
@@ -307,7 +319,8 @@ def test_only_users_who_may_send_reminders_are_offered_them(django_user_model, m
     librarian = staff(django_user_model, "view_loan", "change_loan")
     loans = make_loans(make_members(1), due_in_days=-1)
 
-    assert list(offered_actions(librarian, Loan)) == ["renew_loans", "mark_returned"]
+    assert list(offered_actions(librarian, Loan)) == [
+        "renew_loans", "mark_returned", "extend_loans"]
     response = post_action(librarian, Loan, "send_overdue_reminders", pks(loans))
 
     assert messages_of(response) == [("warning", "No action selected.")]
@@ -825,3 +838,418 @@ def test_a_caught_error_dooms_the_transaction_unless_a_savepoint_took_it():
         except IntegrityError:
             pass  # only the savepoint is undone
     assert Member.objects.count() == 1  # the work before it was committed
+
+
+# extend_loans: a form on a page of its own, row locks, mail after commit, a task queue
+
+EXTEND_TEMPLATE = "admin/lending/loan/extend_loans.html"
+
+
+def extension_page(client, loans, **options):
+    """The first POST: the changelist's action form, answered with the extension page."""
+    return post_action(client, Loan, "extend_loans", pks(loans), follow=False, **options)
+
+
+def extend(client, page, follow=True, **typed):
+    """Type into the page's form and press "extend", as a browser posts it."""
+    form = form_with_button(page, "extend")
+    data = {**post_data(form["fields"]), **typed, "extend": dict(form["buttons"])["extend"]}
+    return client.post(form_url(page, form), data, follow=follow)
+
+
+def due_dates(loans):
+    return [Loan.objects.get(pk=loan.pk).due_on for loan in loans]
+
+
+def run_the_worker():
+    """One pass of django-tasks-db's worker over the queue, as `manage.py db_worker --batch`
+    runs it; the signal handlers it installs are put back afterwards."""
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
+class RefusingEmailBackend(BaseEmailBackend):
+    """A mail server that is down."""
+
+    def send_messages(self, messages):
+        raise ConnectionRefusedError("the mail server is down")
+
+
+def test_the_first_post_shows_the_extension_form_and_changes_nothing(admin_client):
+    loans = make_loans(make_members(2))
+
+    page = extension_page(admin_client, loans)
+
+    assert page.status_code == 200 and EXTEND_TEMPLATE in [t.name for t in page.templates]
+    assert page.context_data["title"] == "Extend these loans?"
+    form = page.context_data["extension_form"]
+    assert not form.is_bound and not form.errors  # nothing typed yet: no errors shown
+    fields = form_with_button(page, "extend")["fields"]
+    assert dict(fields)["days"] == "7" and dict(fields)["action"] == "extend_loans"
+    assert sorted(v for n, v in fields if n == "_selected_action") == sorted(
+        str(pk) for pk in pks(loans))
+    assert "app-lending model-loan" in page.content.decode()
+    expect_well_formed(page, "the extension page")
+    assert due_dates(loans) == [today() + timedelta(days=7)] * 2
+    assert not LogEntry.objects.exists() and not mail.outbox
+
+
+@pytest.mark.parametrize("typed", [
+    {"days": "0"}, {"days": "29"}, {"days": ""}, {"days": "a week"},
+    {"message": "x" * 301},
+])
+def test_what_the_form_refuses_shows_the_page_again_with_its_errors(admin_client, typed):
+    loans = make_loans(make_members(2))
+
+    response = extend(admin_client, extension_page(admin_client, loans), **typed)
+
+    assert response.status_code == 200 and EXTEND_TEMPLATE in [t.name for t in response.templates]
+    assert list(response.context_data["extension_form"].errors) == list(typed)
+    assert 'class="errorlist' in response.content.decode()
+    assert due_dates(loans) == [today() + timedelta(days=7)] * 2
+    assert messages_of(response) == []
+
+
+def test_the_page_names_ten_loans_and_counts_the_rest_in_the_same_queries(admin_client):
+    make_loans(make_members(3))
+    few = queries_of(lambda: extension_page(admin_client, Loan.objects.all()))
+    make_loans(make_members(57), status=RETURNED, returned_on=today())
+
+    with CaptureQueriesContext(connection) as queries:
+        page = extension_page(admin_client, Loan.objects.all())
+
+    assert len(queries) == few
+    text = page.content.decode()
+    assert text.count("Middlemarch, Member") == 10 and "and 50 other loans" in text
+    assert "3 loans still out get more time." in text
+    assert "57 are back already and keep their dates." in text
+    assert "queued" not in text
+
+
+def test_select_all_posts_back_only_the_ticked_rows(admin_client, settings):
+    settings.LENDING_INLINE_LIMIT = 1000
+    loans = make_loans(make_members(1200))
+    ticked = loans[:100]  # one changelist page
+
+    page = extension_page(admin_client, ticked, select_across=True, query="status__exact=lent")
+
+    fields = form_with_button(page, "extend")["fields"]
+    assert dict(fields)["select_across"] == "1"
+    assert [v for n, v in fields if n == "_selected_action"] == [str(pk) for pk in pks(ticked)]
+    assert "queued" in page.content.decode()
+    with django_capture_on_commit_callbacks_executed():
+        response = extend(admin_client, page, days="3")
+    assert messages_of(response) == [("info", (
+        "1200 loans were queued for an extension: the worker extends those still out, "
+        "and mails their members."))]
+
+
+def django_capture_on_commit_callbacks_executed():
+    """Run what waits for a commit as the request ends: the test's own transaction never
+    commits (the fixture django_capture_on_commit_callbacks, without a fixture)."""
+    from django.test import TestCase
+
+    return TestCase.captureOnCommitCallbacks(execute=True)
+
+
+def test_extending_moves_the_loans_still_out_and_skips_the_returned_ones(
+    admin_client, admin_user, django_capture_on_commit_callbacks
+):
+    ada, bob = make_members(2)
+    out = make_loans([ada, ada, bob])
+    returned = make_loans([bob], status=RETURNED, returned_on=today())
+    page = extension_page(admin_client, out + returned)
+
+    with django_capture_on_commit_callbacks(execute=True), \
+            CaptureQueriesContext(connection) as queries:
+        response = extend(admin_client, page, days="10")
+
+    assert messages_of(response) == [
+        ("success", "3 loans were extended."),
+        ("warning", "1 selected loan is not out any more and was not extended."),
+    ]
+    assert due_dates(out) == [today() + timedelta(days=17)] * 3
+    assert due_dates(returned) == [today() + timedelta(days=7)]
+    updates = [q["sql"] for q in queries if q["sql"].startswith('UPDATE "lending_loan"')]
+    # F(): the new date is computed by the database, from the column, in one statement.
+    assert len(updates) == 1 and '"lending_loan"."due_on"' in updates[0].split(" WHERE ")[0]
+    entries = LogEntry.objects.order_by("object_id")
+    assert [(int(e.object_id), e.action_flag, e.user_id, e.change_message) for e in entries] == [
+        (loan.pk, CHANGE, admin_user.pk, "Extended by 10 days.") for loan in out]
+
+
+def test_one_loan_is_extended_in_the_singular(admin_client, django_capture_on_commit_callbacks):
+    loan = make_loans(make_members(1))[0]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = extend(admin_client, extension_page(admin_client, [loan]), days="1")
+
+    assert messages_of(response) == [("success", "1 loan was extended.")]
+
+
+def test_the_history_is_written_in_one_insert(admin_client, django_capture_on_commit_callbacks):
+    loans = make_loans(make_members(30))
+    page = extension_page(admin_client, loans)
+
+    with CaptureQueriesContext(connection) as queries:
+        extend(admin_client, page, follow=False)
+
+    inserts = [q["sql"] for q in queries if q["sql"].startswith('INSERT INTO "django_admin_log"')]
+    assert len(inserts) == 1 and LogEntry.objects.count() == 30
+
+
+def test_extending_runs_as_many_queries_for_40_loans_as_for_1(
+    admin_client, django_capture_on_commit_callbacks
+):
+    ContentType.objects.get_for_model(Loan)  # cached from now on, as in a running site
+    loans = make_loans(make_members(41))
+    first_page = extension_page(admin_client, loans[:1])
+    one = queries_of(lambda: extend(admin_client, first_page, follow=False))
+
+    page = extension_page(admin_client, loans[1:])
+    assert queries_of(lambda: extend(admin_client, page, follow=False)) == one
+    assert due_dates(loans) == [today() + timedelta(days=14)] * 41
+
+
+def test_each_member_is_mailed_once_and_only_after_the_commit(
+    admin_client, django_capture_on_commit_callbacks
+):
+    ada, bob, cy = make_members(3)
+    Member.objects.filter(pk=cy.pk).update(email="")
+    loans = make_loans([ada, bob, cy]) + make_loans([ada], due_in_days=3)
+    Book.objects.filter(pk=loans[3].book_id).update(title="Persuasion")
+    page = extension_page(admin_client, loans)
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        extend(admin_client, page, days="5", message="Enjoy the summer!")
+    assert due_dates(loans) == [today() + timedelta(days=12)] * 3 + [today() + timedelta(days=8)]
+    assert not mail.outbox and len(callbacks) == 1  # extended, and not mailed yet
+
+    callbacks[0]()  # the commit
+
+    assert sorted(m.to for m in mail.outbox) == [["member1@example.com"], ["member2@example.com"]]
+    to_ada = next(m for m in mail.outbox if m.to == ["member1@example.com"])
+    assert to_ada.subject == "More time for your books"
+    assert to_ada.body == (
+        "Dear Member 1,\n\nYou may keep these books 5 days longer:\n"
+        f"- Middlemarch, now due on {today() + timedelta(days=12)}\n"
+        f"- Persuasion, now due on {today() + timedelta(days=8)}\n"
+        "\nEnjoy the summer!\n"
+    )
+
+
+def test_the_notices_leave_in_one_send_messages_batch(
+    admin_client, settings, django_capture_on_commit_callbacks
+):
+    settings.MAILERS = {"default": {"BACKEND": "workbook.testing.RecordingEmailBackend"}}
+    RecordingEmailBackend.batches = []
+    loans = make_loans(make_members(5))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        extend(admin_client, extension_page(admin_client, loans))
+
+    assert [count for _, count in RecordingEmailBackend.batches] == [5]
+
+
+def test_a_rolled_back_extension_changes_and_mails_nothing(
+    admin_client, monkeypatch, django_capture_on_commit_callbacks
+):
+    loans = make_loans(make_members(2))
+    page = extension_page(admin_client, loans)
+
+    def fail(**kwargs):
+        raise RuntimeError("the history table is full")
+
+    monkeypatch.setattr(LogEntry.objects, "log_actions", fail)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, \
+            pytest.raises(RuntimeError):
+        extend(admin_client, page)
+
+    assert due_dates(loans) == [today() + timedelta(days=7)] * 2
+    assert callbacks == [] and not mail.outbox  # rolled back: the callback went with it
+
+
+def test_a_mail_server_down_after_the_commit_does_not_undo_the_extension(
+    admin_client, settings, caplog, django_capture_on_commit_callbacks
+):
+    settings.MAILERS = {"default": {
+        "BACKEND": "lessons.lending.test_lending.RefusingEmailBackend"}}
+    loans = make_loans(make_members(2))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = extend(admin_client, extension_page(admin_client, loans))
+
+    assert messages_of(response) == [("success", "2 loans were extended.")]
+    assert due_dates(loans) == [today() + timedelta(days=14)] * 2
+    assert "the mail server is down" in caplog.text  # logged, not raised: robust=True
+
+
+def test_a_view_only_user_cannot_extend_even_by_a_forged_post(django_user_model):
+    reader = staff(django_user_model, "view_loan", "send_reminders")
+    loan = make_loans(make_members(1))[0]
+
+    assert "extend_loans" not in offered_actions(reader, Loan)
+    response = post_action(reader, Loan, "extend_loans", [loan.pk], extend="Extend", days="9")
+
+    assert messages_of(response) == [("warning", "No action selected.")]
+    assert due_dates([loan]) == [today() + timedelta(days=7)]
+
+
+def test_a_selection_gone_before_the_page_is_shown_says_so(admin_client):
+    loans = make_loans(make_members(2))
+    Loan.objects.all().delete()
+
+    response = post_action(admin_client, Loan, "extend_loans", pks(loans))
+
+    assert messages_of(response) == [("warning", "No loans were extended: the selected loans "
+                                      "were deleted or no longer match the filters.")]
+
+
+# Too big for a request: a django.tasks task, stored by django-tasks-db, run by db_worker
+
+
+def test_above_the_limit_the_extension_is_queued_once_the_request_commits(
+    admin_client, admin_user, settings, django_capture_on_commit_callbacks
+):
+    settings.LENDING_INLINE_LIMIT = 3
+    loans = make_loans(make_members(4))
+    page = extension_page(admin_client, loans)
+    assert "it will be queued" in page.content.decode()
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = extend(admin_client, page, days="2", message="Take your time.")
+    assert not DBTaskResult.objects.exists() and len(callbacks) == 1
+    callbacks[0]()  # the commit: now the task is stored
+
+    assert messages_of(response) == [("info", (
+        "4 loans were queued for an extension: the worker extends those still out, and "
+        "mails their members."))]
+    assert due_dates(loans) == [today() + timedelta(days=7)] * 4 and not mail.outbox
+    queued = DBTaskResult.objects.get()
+    assert queued.task_path == "lessons.lending.admin.extend_lent_loans"
+    # JSON: the keys, the form's cleaned values and the clerk's id.
+    (keys, *rest), kwargs = queued.args_kwargs["args"], queued.args_kwargs["kwargs"]
+    assert sorted(keys) == pks(loans) and rest == [2, "Take your time.", admin_user.pk]
+    assert kwargs == {}
+
+
+def test_one_queued_loan_is_said_in_the_singular(
+    admin_client, settings, django_capture_on_commit_callbacks
+):
+    settings.LENDING_INLINE_LIMIT = 0
+    loan = make_loans(make_members(1))[0]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = extend(admin_client, extension_page(admin_client, [loan]))
+
+    assert messages_of(response) == [("info", (
+        "1 loan was queued for an extension: the worker extends it if it is still out, and "
+        "mails its member."))]
+
+
+# The worker commits, and closes its connection between tasks as a long-lived process must:
+# the test commits too, rather than hold everything in one transaction.
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_extends_a_queued_selection_as_the_request_would(
+    admin_client, admin_user, settings
+):
+    settings.LENDING_INLINE_LIMIT = 3
+    out = make_loans(make_members(3))
+    returned = make_loans(make_members(1), status=RETURNED, returned_on=today())
+    extend(admin_client, extension_page(admin_client, out + returned), days="4")
+    assert due_dates(out) == [today() + timedelta(days=7)] * 3
+
+    run_the_worker()
+
+    result = DBTaskResult.objects.get()
+    assert result.status == "SUCCESSFUL"
+    assert result.task_result.return_value == {"extended": 3, "not_out": 1}
+    assert due_dates(out) == [today() + timedelta(days=11)] * 3
+    assert due_dates(returned) == [today() + timedelta(days=7)]
+    entries = LogEntry.objects.all()
+    assert sorted(int(e.object_id) for e in entries) == pks(out)
+    assert {e.user_id for e in entries} == {admin_user.pk}
+    assert sorted(m.to[0] for m in mail.outbox) == [
+        "member1@example.com", "member2@example.com", "member3@example.com"]
+
+
+def test_the_request_calls_the_task_s_own_function(admin_user, django_capture_on_commit_callbacks):
+    loans = make_loans(make_members(2))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        done = extend_lent_loans.call(pks(loans), 3, "", admin_user.pk)
+
+    assert done == {"extended": 2, "not_out": 0}
+    assert not DBTaskResult.objects.exists() and len(mail.outbox) == 2
+
+
+def test_a_task_takes_json_and_a_module_level_function():
+    with pytest.raises(TypeError, match="Unsupported type"):
+        extend_lent_loans.enqueue(Loan.objects.all(), 3, "", 1)
+    for not_json in (timedelta(days=3), date(2025, 6, 30)):
+        with pytest.raises(TypeError, match="Unsupported type"):
+            extend_lent_loans.enqueue([1], not_json, "", 1)
+    assert not DBTaskResult.objects.exists()
+
+    with pytest.raises(InvalidTask, match="module level"):
+        @task
+        def nested(loan_pks):
+            pass
+
+
+# Two clerks at once: proven where rows can be locked (PostgreSQL)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_clerks_extending_the_same_loan_at_once_take_turns(
+    django_user_model, settings
+):
+    needs_row_locks(connection)
+    first = staff(django_user_model, "view_loan", "change_loan", username="first")
+    second = staff(django_user_model, "view_loan", "change_loan", username="second")
+    loan = make_loans(make_members(1))[0]
+    pages = [extension_page(first, [loan]), extension_page(second, [loan])]
+    first_has_read = threading.Event()
+    let_first_go = threading.Event()
+
+    def pause_after_reading(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        # The task's read: the loans with their members and books, to mail them.
+        if sql.startswith("SELECT") and 'JOIN "lending_book"' in sql:
+            first_has_read.set()
+            let_first_go.wait(timeout=10)
+        return result
+
+    def press(client, page, wrapper=None):
+        from django.db import connection as own  # this thread's connection
+
+        try:
+            if wrapper:
+                with own.execute_wrapper(wrapper):
+                    extend(client, page, follow=False)
+            else:
+                extend(client, page, follow=False)
+        finally:
+            own.close()
+
+    one = threading.Thread(target=press, args=(first, pages[0], pause_after_reading))
+    one.start()
+    assert first_has_read.wait(timeout=10)
+    two = threading.Thread(target=press, args=(second, pages[1]))
+    two.start()
+    two.join(timeout=1)
+    assert two.is_alive()  # waiting for the first clerk's lock
+    let_first_go.set()
+    one.join(timeout=10), two.join(timeout=10)
+
+    due = today() + timedelta(days=7)
+    assert due_dates([loan]) == [due + timedelta(days=14)]
+    # The second clerk read the date the first one wrote: each mail names the true date.
+    assert sorted(m.body.splitlines()[3] for m in mail.outbox) == [
+        f"- Middlemarch, now due on {due + timedelta(days=7)}",
+        f"- Middlemarch, now due on {due + timedelta(days=14)}",
+    ]

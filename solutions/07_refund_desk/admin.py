@@ -34,7 +34,8 @@ REFUND_TEMPLATE = "admin/refund_desk/order/mark_refunded.html"
 DIGEST_FIELD = "digest"
 # The page lists this many orders and counts the rest: it stays small at any selection.
 LISTED = 20
-# Primary keys per query: SQLite refuses statements with more than 32,766 parameters.
+# Primary keys per query: a queued selection may be 100,000 orders, and databases limit the
+# parameters of one statement (SQLite's default build to 32,766).
 BATCH = 2000
 GONE = "Nothing was refunded: none of the selected orders exists any more."
 CHANGED = (
@@ -44,7 +45,8 @@ CHANGED = (
 
 
 class RefundForm(forms.Form):
-    reason = forms.ChoiceField(choices=Order.Reason.choices)
+    # No reason chosen until the clerk chooses one: a refund has no safe default.
+    reason = forms.ChoiceField(choices=[("", "---------"), *Order.Reason.choices])
     note = forms.CharField(required=False, max_length=500, widget=forms.Textarea(attrs={"rows": 3}))
 
 

@@ -284,3 +284,48 @@ def test_06_enter_in_a_field_presses_run_not_save(browser, admin):
     assert messages(browser, "warning") == ["No action selected."]
     article.refresh_from_db()
     assert article.title == "Typo in the titel"
+
+
+def test_07_refund_asks_a_reason_then_refunds_the_paid_orders(browser, admin, mailoutbox):
+    Customer = apps.get_model("refund_desk", "Customer")
+    Order = apps.get_model("refund_desk", "Order")
+    ada = Customer.objects.create(name="Ada Okafor", email="ada@example.com")
+    orders = [Order.objects.create(number=f"RD-{i:05}", customer=ada, total=f"{20 + i}.50",
+                                   status="shipped" if i == 4 else "paid")
+              for i in range(1, 6)]
+    selected, other = orders[:4], orders[4]
+    log_in(browser, "admin", "pw-admin")
+    open_changelist(browser, "/admin/refund_desk/order/")
+
+    tick(browser, *selected)
+    run(browser, "mark_refunded")
+
+    content = browser.find_element(By.ID, "content").text
+    assert "Refund these orders?" in content
+    assert "3 paid orders will be refunded, 1 will be skipped" in content
+    screenshot(browser, "07_refund_page")
+    # The answer's select offers no blank choice, so a person cannot leave it empty; a page
+    # edited, or one whose choices have changed since, sends no reason: this is that POST.
+    browser.execute_script("document.querySelector('select[name=reason]').selectedIndex = -1")
+    submit(browser, browser.find_element(By.NAME, "apply"))
+
+    errors = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "ul.errorlist li")]
+    assert errors == ["This field is required."]
+    assert Order.objects.filter(status="refunded").count() == 0, "an invalid form refunds nothing"
+    Select(browser.find_element(By.NAME, "reason")).select_by_visible_text("Arrived too late")
+    browser.find_element(By.NAME, "note").send_keys("Sorry for the wait.")
+    submit(browser, browser.find_element(By.NAME, "apply"))
+
+    assert messages(browser, "success") == ["3 orders were refunded."]
+    assert messages(browser, "warning") == ["1 order was skipped (already refunded or shipped)."]
+    assert browser.current_url == f"{browser.base_url}/admin/refund_desk/order/"
+    assert {o.number: (o.status, o.refund_reason, o.refund_note)
+            for o in Order.objects.order_by("number")} == {
+        "RD-00001": ("refunded", "late", "Sorry for the wait."),
+        "RD-00002": ("refunded", "late", "Sorry for the wait."),
+        "RD-00003": ("refunded", "late", "Sorry for the wait."),
+        "RD-00004": ("shipped", "", ""),
+        other.number: ("paid", "", ""),
+    }
+    assert sorted(m.subject for m in mailoutbox) == [
+        "Order RD-00001 refunded", "Order RD-00002 refunded", "Order RD-00003 refunded"]

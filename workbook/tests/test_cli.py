@@ -482,6 +482,7 @@ def test_the_benchmark_runs_and_counts_queries_exactly(tmp_path):
     postgresql = databases.is_postgresql()
     done = workbook("bench", "--rows", "300", "--runs", "1", "--only", "reference",
                     "--only", "seed", "--only", "raw", "--only", "make_published",
+                    "--only", "mark_refunded", "--only", "mark_refunded_queued",
                     *(["--only", "copy"] if postgresql else []), "--markdown", str(table))
 
     assert done.returncode == 0, done.stdout + done.stderr
@@ -489,6 +490,13 @@ def test_the_benchmark_runs_and_counts_queries_exactly(tmp_path):
     assert "| reference | 300 |" in text and "| 5 |" in text
     assert "| 305 |" in text  # the seed's export: one query per row, plus five
     assert "| make_published | 300 |" in text
+    # 07's refund in the request, and queued: the requests alone in brackets, and the
+    # worker's pass (it claims the task, runs it, records the result) counted too.
+    inline = re.search(r"^\| mark_refunded \| 300 \| [\d.]+ s \| (\d+) \|$", text, re.M)
+    queued = re.search(r"^\| mark_refunded_queued \| 300 \| [\d.]+ s \([\d.]+ s\) \| (\d+) \|$",
+                       text, re.M)
+    assert inline and queued, text
+    assert int(queued[1]) > int(inline[1])
     assert "Targets:" in text and "export ≥ 25× seed" in text
     assert ("PostgreSQL 1" if postgresql else "SQLite 3") in text
     assert ("| copy | 300 |" in text) == postgresql

@@ -1,6 +1,7 @@
 """`workbook serve`: the seeded demo site, served on localhost."""
 
 import http.cookiejar
+import json
 import os
 import re
 import shutil
@@ -13,19 +14,23 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
+from functools import partial
+from types import SimpleNamespace
 
 import pytest
 from django.apps import apps
 from django.contrib.auth import get_user_model
 
 from workbook import databases, demo, metadata
+from workbook.testing import form_with_button, post_data
 
 from .test_cli import CONSOLE_SCRIPT
 
 MODELS = [("basic_action", "Article"), ("export", "Article"), ("confirmation", "Article"),
           ("confirmation", "Comment"), ("confirmation", "FeaturedSlot"),
           ("conditional", "Article"), ("global", "Article"), ("global", "Category"),
-          ("global", "ApiKey"), ("change_form", "Article"), ("change_form", "Tag")]
+          ("global", "ApiKey"), ("change_form", "Article"), ("change_form", "Tag"),
+          ("refund_desk", "Customer"), ("refund_desk", "Order")]
 
 
 def counts():
@@ -60,17 +65,26 @@ def test_seeding_twice_adds_nothing():
     assert reader.has_perm("change_form.view_article")
     assert not reader.has_perm("change_form.change_article")
     assert get_user_model().objects.get(username="admin").check_password("admin")
+    # 07: enough orders that "select all" is queued, some of them to skip.
+    Order = apps.get_model("refund_desk", "Order")
+    assert first["refund_desk.Order"] > 500
+    assert {"paid", "shipped", "refunded"} == set(Order.objects.values_list("status", flat=True))
+    assert editor.has_perm("refund_desk.refund_order")
+    assert editor.has_perm("django_tasks_database.view_dbtaskresult"), "the queue, watched"
+    assert writer.has_perm("refund_desk.change_order")
+    assert not writer.has_perm("refund_desk.refund_order"), "the writer is not offered it"
 
 
 @pytest.mark.django_db
 def test_seeding_gives_demo_users_made_before_an_exercise_its_permissions():
-    """A demo database from before exercise 06 keeps its users: the next seed tops them up."""
+    """A demo database from before exercises 06 and 07 keeps its users: the next seed tops
+    them up."""
     from django.contrib.auth.models import Permission
 
     demo.seed()
     editor = get_user_model().objects.get(username="editor")
-    editor.user_permissions.remove(
-        *Permission.objects.filter(content_type__app_label="change_form"))
+    editor.user_permissions.remove(*Permission.objects.filter(
+        content_type__app_label__in=["change_form", "refund_desk"]))
     editor.set_password("changed")
     editor.save()
 
@@ -79,6 +93,7 @@ def test_seeding_gives_demo_users_made_before_an_exercise_its_permissions():
     editor = get_user_model().objects.get(username="editor")
     assert editor.has_perm("change_form.add_article") and editor.has_perm(
         "change_form.change_article")
+    assert editor.has_perm("refund_desk.refund_order")
     assert editor.check_password("changed"), "an existing user's password stays"
 
 
@@ -114,23 +129,7 @@ def test_serve_runs_a_usable_admin_on_localhost(demo_env):
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        browser = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                login = browser.open(f"{base}/admin/login/").read().decode()
-                break
-            except OSError:
-                assert time.monotonic() < deadline and server.poll() is None, "no server"
-                time.sleep(0.3)
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login)[1]
-        form = urllib.parse.urlencode({"username": "admin", "password": "admin",
-                                       "csrfmiddlewaretoken": token, "next": "/admin/"})
-        request = urllib.request.Request(f"{base}/admin/login/", form.encode(),
-                                         headers={"Referer": f"{base}/admin/login/"})
-        assert "Log out" in browser.open(request).read().decode()
+        browser = log_in(server, base, "admin", "admin")
         page = browser.open(f"{base}/admin/basic_action/article/").read().decode()
 
         assert 'value="make_published"' in page, "--solutions serves the reference answers"
@@ -145,6 +144,110 @@ def test_serve_runs_a_usable_admin_on_localhost(demo_env):
         output = server.communicate(timeout=30)[0]
     assert "admin / admin" in output and "for local development only" in output
     assert f"on {where}:" in output, "it says which database it serves"
+
+
+def log_in(server, base, username, password):
+    """A cookie-keeping client of the `workbook serve` SERVER at BASE, logged in through the
+    login form once the server answers."""
+    browser = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            login = browser.open(f"{base}/admin/login/").read().decode()
+            break
+        except OSError:
+            assert time.monotonic() < deadline and server.poll() is None, "no server"
+            time.sleep(0.3)
+    assert "Log out" in post(browser, f"{base}/admin/login/", login, {
+        "username": username, "password": password, "next": "/admin/"})
+    return browser
+
+
+def post(browser, url, page, fields):
+    """POST FIELDS to URL with the CSRF token of PAGE, as its form would; the page it leads
+    to (redirects followed)."""
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)[1]
+    body = urllib.parse.urlencode({**fields, "csrfmiddlewaretoken": token}, doseq=True)
+    request = urllib.request.Request(url, body.encode(), headers={"Referer": url})
+    return browser.open(request).read().decode()
+
+
+def query(env, sql):
+    """The rows of SQL on the demo database of ENV (a SQLite file, or a PostgreSQL URL)."""
+    import contextlib
+    import sqlite3
+
+    url = env.get(databases.VARIABLE)
+    connect = (partial(databases.connect, url) if url
+               else lambda: contextlib.closing(sqlite3.connect(env["WORKBOOK_DB"])))
+    with connect() as connection:
+        return connection.execute(sql).fetchall()
+
+
+def order_statuses(env):
+    return dict(query(env, "SELECT status, COUNT(*) FROM refund_desk_order GROUP BY status"))
+
+
+def test_serve_runs_a_task_worker_that_does_a_queued_refund(demo_env, tmp_path):
+    """The editor refunds every order with "select all": more than the inline limit, so the
+    request only queues it, and the worker serve started beside the server does it."""
+    env, where = demo_env
+    port = free_port()
+    # A file, not a pipe: the worker prints hundreds of mails (the console backend), and a
+    # pipe nobody reads would block it mid-task.
+    log = tmp_path / "serve.log"
+    server = subprocess.Popen(
+        [sys.executable, "-c", CONSOLE_SCRIPT, "serve", "--solutions", "--port", str(port)],
+        env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    workers = []
+    try:
+        base = f"http://127.0.0.1:{port}"
+        browser = log_in(server, base, "editor", "editor")
+        workers = processes_serving(port, worker=True)
+        assert workers, "serve starts a db_worker beside the server"
+        before = order_statuses(env)
+        assert sum(before.values()) > 500 and before["paid"] and before["shipped"]
+        changelist = f"{base}/admin/refund_desk/order/"
+        page = browser.open(changelist).read().decode()
+        assert 'value="mark_refunded"' in page, "the demo's editor may refund orders"
+        first = re.search(r'name="_selected_action" value="(\d+)"', page)[1]
+
+        page = post(browser, changelist, page, {
+            "action": "mark_refunded", "index": "0", "select_across": "1",
+            "_selected_action": first})
+        form = form_with_button(SimpleNamespace(content=page.encode()), "apply")
+        assert form, "the refund page, with its form"
+        page = post(browser, changelist, page, {
+            **post_data(form["fields"]), "reason": "late", "note": "Sorry!", "apply": "yes"})
+
+        total = sum(before.values())
+        assert (f"The refund of {total} orders was queued" in page
+                and "in the background" in page), "the request queues the refund"
+        deadline = time.monotonic() + 60
+        while (task := query(env, "SELECT status, return_value FROM "
+                                  "django_tasks_database_dbtaskresult")) in (
+                [], [("READY", None)], [("RUNNING", None)]):
+            assert time.monotonic() < deadline, f"the worker did not run the task: {task}"
+            time.sleep(0.3)
+        [(status, done)] = task
+        done = json.loads(done) if isinstance(done, str) else done
+        assert (status, done) == ("SUCCESSFUL", {"refunded": before["paid"],
+                                                 "skipped": total - before["paid"]})
+        assert order_statuses(env) == {"refunded": before["paid"] + before["refunded"],
+                                       "shipped": before["shipped"]}
+        assert query(env, "SELECT COUNT(*) FROM refund_desk_order WHERE status = 'refunded'"
+                          " AND refund_reason = 'late' AND refund_note = 'Sorry!'"
+                          " AND refunded_at IS NOT NULL") == [(before["paid"],)]
+    finally:
+        os.killpg(server.pid, signal.SIGINT)  # Ctrl-C in its terminal
+        server.wait(timeout=30)
+    assert not [pid for pid in workers if alive(pid)], "Ctrl-C stops the worker too"
+    output = log.read_text()
+    assert "A task worker (django-tasks-db's db_worker) runs beside the server" in output
+    assert output.count("Subject: Order RD-") == before["paid"], "a mail per refunded order"
 
 
 def test_serve_on_a_postgresql_server_that_does_not_answer_says_so_in_one_line(tmp_path):
@@ -197,7 +300,8 @@ def run_serve(database, *args, timeout=60, cwd=None):
     try:
         out, err = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        kill_all(process.pid, processes_serving(args[args.index("--port") + 1]))
+        port = args[args.index("--port") + 1]
+        kill_all(process.pid, processes_serving(port) + processes_serving(port, worker=True))
         out, err = process.communicate()
         pytest.fail(f"workbook serve {' '.join(args)} still ran after {timeout} s:\n{out}{err}")
     return process.returncode, out, err
@@ -220,8 +324,11 @@ def alive(pid):
         return False
 
 
-def processes_serving(port):
-    """The pids of every runserver on 127.0.0.1:PORT (its autoreloader and its server)."""
+def processes_serving(port, worker=False):
+    """The pids of every runserver on 127.0.0.1:PORT (its autoreloader and its server), or
+    with WORKER, of the task worker serve started beside it (its reloader and worker)."""
+    command, marker = ((b"db_worker", f"{demo.WORKER_ID}-{port}") if worker
+                       else (b"runserver", f"127.0.0.1:{port}"))
     pids = []
     for entry in os.listdir("/proc"):
         try:
@@ -229,7 +336,7 @@ def processes_serving(port):
                 argv = cmdline.read().split(b"\0")
         except (OSError, ValueError):
             continue
-        if b"runserver" in argv and f"127.0.0.1:{port}".encode() in argv and alive(entry):
+        if command in argv and marker.encode() in argv and alive(entry):
             pids.append(int(entry))
     return pids
 
@@ -250,37 +357,66 @@ def answers(port):
         return False
 
 
-@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="lists processes through /proc")
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
-def test_serve_killed_by_its_pid_stops_its_server(signum, demo_database, tmp_path):
-    database = tmp_path / "db.sqlite3"
-    shutil.copy(demo_database, database)
+def start_serve(database):
+    """`workbook serve` on a copy of the demo DATABASE, on a free port: (process, port, the
+    pids of its runserver and of its worker) once the server answers."""
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-c", CONSOLE_SCRIPT, "serve", "--port", str(port)],
         env=serve_env(database), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    children = []
+    deadline = time.monotonic() + 60
+    while not (answers(port) and processes_serving(port, worker=True)):
+        if time.monotonic() > deadline or server.poll() is not None:
+            kill_all(server.pid, processes_serving(port) + processes_serving(port, True))
+            pytest.fail("no server, or no worker beside it")
+        time.sleep(0.2)
+    return server, port, processes_serving(port), processes_serving(port, worker=True)
+
+
+def expect_all_gone(port, children, workers, how):
+    deadline = time.monotonic() + 5
+    while answers(port) or any(alive(pid) for pid in children + workers):
+        assert time.monotonic() < deadline, (
+            f"{how} left runserver {[pid for pid in children if alive(pid)]} serving on port "
+            f"{port}, or the worker {[pid for pid in workers if alive(pid)]} running"
+        )
+        time.sleep(0.1)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="lists processes through /proc")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_serve_killed_by_its_pid_stops_its_server_and_worker(signum, demo_database, tmp_path):
+    database = tmp_path / "db.sqlite3"
+    shutil.copy(demo_database, database)
+    server, port, children, workers = start_serve(database)
     try:
-        deadline = time.monotonic() + 60
-        while not answers(port):
-            assert time.monotonic() < deadline and server.poll() is None, "no server"
-            time.sleep(0.2)
-        children = processes_serving(port)
         assert children, "runserver runs as a child process"
 
         os.kill(server.pid, signum)
         server.wait(timeout=20)
-        deadline = time.monotonic() + 5
-        while answers(port) or any(alive(pid) for pid in children):
-            assert time.monotonic() < deadline, (
-                f"`kill -{signum.name} PID` of workbook serve left runserver "
-                f"{[pid for pid in children if alive(pid)]} serving on port {port}"
-            )
-            time.sleep(0.1)
+        expect_all_gone(port, children, workers, f"`kill -{signum.name} PID` of workbook serve")
     finally:
-        kill_all(server.pid, children + processes_serving(port))
+        kill_all(server.pid, children + workers + processes_serving(port)
+                 + processes_serving(port, worker=True))
+        server.wait()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="lists processes through /proc")
+def test_serve_whose_server_dies_stops_its_worker_too(demo_database, tmp_path):
+    """A server that crashed (here: killed) ends serve, and serve stops the worker: no
+    orphan left polling the queue."""
+    database = tmp_path / "db.sqlite3"
+    shutil.copy(demo_database, database)
+    server, port, children, workers = start_serve(database)
+    try:
+        kill_all(os.getpgid(children[0]), children)  # runserver's group, not serve's
+
+        assert server.wait(timeout=20) != 0
+        expect_all_gone(port, children, workers, "a crashed runserver")
+    finally:
+        kill_all(server.pid, children + workers + processes_serving(port, worker=True))
         server.wait()
 
 
