@@ -358,10 +358,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         passed = [r for r in mine if r.outcome == "passed"]
         earned = sum(r.points for r in passed)
         total = sum(r.points for r in mine)
-        elsewhere = len(every) - len(mine)
+        elsewhere = [r for r in every if r.outcome == "skipped"]
         terminalreporter.write_line(
             f"{exercise.folder:<20} {len(passed):>3}/{len(mine):<3} tests passing"
             f"   {earned:>3}/{total:<3} points"
-            + (f"   (+{elsewhere} on PostgreSQL only)" if elsewhere else ""),
+            + (f"   (+{len(elsewhere)} test{'s' * (len(elsewhere) != 1)}, "
+               f"{sum(r.points for r in elsewhere)} points, on PostgreSQL only)"
+               if elsewhere else ""),
             green=len(passed) == len(mine),
         )
