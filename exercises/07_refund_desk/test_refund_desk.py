@@ -13,6 +13,7 @@ import signal
 import threading
 from datetime import timedelta
 from decimal import Decimal
+from functools import partial
 
 import pytest
 from django.apps import apps
@@ -164,6 +165,14 @@ def successes(response):
 def refund_entries():
     content_type = ContentType.objects.get_for_model(Order)
     return LogEntry.objects.filter(content_type=content_type, action_flag=CHANGE)
+
+
+def refuse_the_history(failed, execute, sql, params, many, context):
+    """A database that refuses to write the admin's history (each refusal noted in FAILED)."""
+    if sql.startswith('INSERT INTO "django_admin_log"'):
+        failed.append(sql)
+        raise DatabaseError("disk full")
+    return execute(sql, params, many, context)
 
 
 def expect_nothing_refunded(orders, response, what):
@@ -578,14 +587,8 @@ def test_a_refund_that_fails_halfway_refunds_nothing(admin_client):
     page = refund_page(admin_client, orders)
     failed = []
 
-    def refuse_the_history(execute, sql, params, many, context):
-        if sql.startswith('INSERT INTO "django_admin_log"'):
-            failed.append(sql)
-            raise DatabaseError("disk full")
-        return execute(sql, params, many, context)
-
     admin_client.raise_request_exception = False
-    with connection.execute_wrapper(refuse_the_history), refusals_unlogged():
+    with connection.execute_wrapper(partial(refuse_the_history, failed)), refusals_unlogged():
         response = apply(admin_client, page, follow=False)
 
     expect(failed, "The refund wrote no history entry, so this test could not make it fail; "
@@ -732,14 +735,9 @@ def test_a_rolled_back_refund_sends_no_mail(admin_client, django_capture_on_comm
     orders = make_orders(2)
     page = refund_page(admin_client, orders)
 
-    def refuse_the_history(execute, sql, params, many, context):
-        if sql.startswith('INSERT INTO "django_admin_log"'):
-            raise DatabaseError("disk full")
-        return execute(sql, params, many, context)
-
     admin_client.raise_request_exception = False
     with django_capture_on_commit_callbacks(execute=True), \
-            connection.execute_wrapper(refuse_the_history), refusals_unlogged():
+            connection.execute_wrapper(partial(refuse_the_history, [])), refusals_unlogged():
         apply(admin_client, page, follow=False)
 
     expect(not mail.outbox,
