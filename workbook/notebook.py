@@ -214,7 +214,7 @@ def show_rows(queryset, *fields):
 MASKED = {
     # Values that change from run to run, or that are signed: what they are, not what they say.
     "csrfmiddlewaretoken": "<a fresh CSRF token>",
-    "listing": "<the listed members' digest, signed>",
+    "listing": "<the digest of the listed rows, signed>",
 }
 
 
