@@ -646,6 +646,13 @@ class RecordingEmailBackend(locmem.EmailBackend):
         return super().send_messages(messages)
 
 
+class RefusingEmailBackend(locmem.EmailBackend):
+    """A mail server that is down: every send_messages() raises."""
+
+    def send_messages(self, messages):
+        raise ConnectionRefusedError("the mail server is down")
+
+
 def action_queries(client, model, action, selected, **options):
     """POST the action (`post_action`, not following a redirect), and return the response
     and the SQL run on `model`'s table by the action itself, a streamed body read to the end.

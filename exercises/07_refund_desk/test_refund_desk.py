@@ -8,6 +8,8 @@ Run them with:
     pytest exercises/07_refund_desk
 """
 
+import contextlib
+import logging
 import re
 import signal
 import threading
@@ -173,6 +175,18 @@ def refuse_the_history(failed, execute, sql, params, many, context):
         failed.append(sql)
         raise DatabaseError("disk full")
     return execute(sql, params, many, context)
+
+
+@contextlib.contextmanager
+def without_the_on_commit_log():
+    """Leave out the traceback Django logs for a robust on_commit() callback that raised."""
+    logger = logging.getLogger("django.test")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def expect_nothing_refunded(orders, response, what):
@@ -744,6 +758,28 @@ def test_a_rolled_back_refund_sends_no_mail(admin_client, django_capture_on_comm
            f"The refund failed and was rolled back, yet {len(mail.outbox)} customers were "
            "mailed: build the emails inside the transaction, send them in "
            "transaction.on_commit().")
+
+
+@pytest.mark.task(3, points=1)
+def test_a_mail_server_that_fails_after_the_commit_leaves_the_refund_done(admin_client, settings):
+    expect_action_offered(admin_client, Order, ACTION)
+    settings.MAILERS = {"default": {"BACKEND": "workbook.testing.RefusingEmailBackend"}}
+    orders = make_orders(2)
+    page = refund_page(admin_client, orders)
+
+    try:
+        with refusals_unlogged(), without_the_on_commit_log():
+            response = apply(admin_client, page)
+    except ConnectionRefusedError:
+        response = None
+
+    expect(response is not None,
+           "The mail server refused the emails after the refunds were committed, and the "
+           "error went on to the clerk: an error page for refunds that were done. Once "
+           "committed, a failure to mail is logged, not raised: on_commit(..., robust=True).")
+    expect(refunded(orders) == 2, "The mail server failed after the commit, yet the orders "
+                                  "are not refunded.")
+    expect_message(response, "success", "2 orders were refunded.", ACTION)
 
 
 # Task 4: Queue what is too big for a request
