@@ -7,11 +7,13 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
-from . import browser, databases, gitrepo, learner, lessons, metadata, progress
+from . import databases, gitrepo, learner, lessons, metadata, progress, tools
 
 ROOT = metadata.ROOT
 NBVAL = ["-p", "nbval", "--nbval", "--nbval-current-env", "notebooks/"]
@@ -122,12 +124,20 @@ def solutions_branch(args):
 
 
 def grade(args):
-    """Grade every exercise: points per test and exercise, total and percentage."""
+    """Grade every exercise: points per test and exercise, total and percentage.
+
+    This grades in your own process: for a class, instructors use `workbook class grade`.
+    """
     code, report, output = progress.run_suites()
     if report is None:
         print(output)
         raise UsageError("the tests could not run; the output above says why")
     graded = progress.results(report)
+    graded["workbook"] = {
+        "learner": args.learner or ROOT.name,
+        "graded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "sandbox": "none: graded by the learner's own copy of the workbook",
+    }
     print("\n".join(progress.grade_table(graded)))
     if args.json:
         Path(args.json).write_text(json.dumps(graded, indent=2) + "\n")
@@ -135,6 +145,73 @@ def grade(args):
     if args.junit:
         Path(args.junit).write_text(progress.junit(report))
         print(f"Wrote {args.junit}")
+    if args.summary:
+        with open(args.summary, "a") as summary:
+            summary.write(progress.markdown(graded))
+        print(f"Wrote the summary to {args.summary}")
+    return 0
+
+
+def class_grade(args):
+    """Grade a class: each submission in a pristine copy of this workbook, in a sandbox.
+
+    A SUBMISSION is a learner's clone (a folder, or a git URL this machine can reach) or a
+    folder of their exercise folders (01_basic_action/admin.py, ...). Only the files a
+    learner edits are taken; the tests, the plugin and the settings are this workbook's.
+    Each exercise's suite runs in a process of its own with a time limit, inside bubblewrap
+    when the machine has it (no network, everything read-only but a scratch folder). The
+    reference answers are graded first and must pass. Writes OUT/<learner>/results.json
+    (Exercism v3 with points), OUT/<learner>/output.txt and OUT/class.json. The README's
+    section for instructors says what this does and does not guarantee.
+    """
+    from rich.console import Console
+
+    from . import classroom
+
+    exercises = [exercise_named(name) for name in args.exercises.split(",")] if (
+        args.exercises) else list(metadata.exercises())
+    sources = list(args.submissions)
+    if args.from_file:
+        lines = Path(args.from_file).read_text().splitlines()
+        sources += [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    if not sources:
+        raise UsageError("no submissions: name folders or git URLs, or --from FILE")
+    console = Console(highlight=False)
+    try:
+        rows = classroom.grade_class(
+            sources, args.out, exercises, args.timeout, args.jobs or os.cpu_count() or 1,
+            args.sandbox, classroom.Show(console))
+    except classroom.ClassError as error:
+        raise UsageError(str(error)) from None
+    classroom.show_rows(console, rows)
+    console.print(f"Wrote {len(rows)} results.json in {args.out}/ (and class.json); "
+                  f"see the class with: workbook class report {args.out}")
+    return 0
+
+
+def class_report(args):
+    """Where a class stands: per exercise and task, pass rates, points, failures, who is stuck.
+
+    RESULTS are results.json files or folders holding them (`workbook class grade`'s OUT,
+    or the artifacts of the learners' CI runs). A learner's latest grading counts; earlier
+    ones show who is stuck (the same task, no more points). --html writes a self-contained
+    page with charts.
+    """
+    import django
+    from rich.console import Console
+
+    from . import class_report as reporting
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbook.settings")
+    django.setup()
+    try:
+        report = reporting.build(reporting.load(args.results))
+    except reporting.ReportError as error:
+        raise UsageError(str(error)) from None
+    reporting.terminal(report, Console(highlight=False, width=max(100, shutil.get_terminal_size().columns)))
+    if args.html:
+        Path(args.html).write_text(reporting.html(report))
+        print(f"Wrote {args.html}")
     return 0
 
 
@@ -203,7 +280,7 @@ def port_number(text):
 
 def screenshots(args):
     """Re-take the lessons' screenshots from the real pages (runs the browser tests)."""
-    browser.ensure_chromium()
+    tools.ensure_debian_packages()
     folder = ROOT / "lessons" / "images"
     env = {**os.environ, "WORKBOOK_SCREENSHOTS": str(folder)}
     env.pop("WORKBOOK_SOLUTIONS", None)
@@ -251,7 +328,8 @@ def verify(args):
 
     print("== 2/4: the reference answers (--solutions), in Chromium too, and the workbook's own "
           "checks", flush=True)
-    browser.ensure_chromium()
+    tools.ensure_debian_packages()
+    tools.ensure_actionlint()
     code, answers, _ = progress.run_suites(
         "exercises", "lessons", "workbook/tests", "workbook/browser_tests", solutions=True,
         quiet=False,
@@ -501,6 +579,42 @@ def build_parser():
     sub = command("grade", grade)
     sub.add_argument("--json", metavar="FILE", help="write Exercism-style results.json (v3)")
     sub.add_argument("--junit", metavar="FILE", help="write JUnit XML")
+    sub.add_argument("--summary", metavar="FILE",
+                     help="append the points as a Markdown table (e.g. $GITHUB_STEP_SUMMARY)")
+    sub.add_argument("--learner", metavar="NAME",
+                     help="whose grade this is, written in results.json (default: the "
+                          "workbook folder's name)")
+    klass = commands.add_parser(
+        "class", help="grade a whole class, and report on it (for instructors)",
+        description="For instructors: `workbook class grade` grades many submissions, "
+                    "`workbook class report` shows where the class stands.")
+    class_commands = klass.add_subparsers(dest="class_command", metavar="command",
+                                          required=True)
+
+    def class_command(name, handler):
+        text = handler.__doc__.replace("%", "%%")
+        return class_commands.add_parser(name, help=text.splitlines()[0], description=text,
+                                         formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    sub = class_command("grade", class_grade)
+    sub.add_argument("submissions", nargs="*", metavar="SUBMISSION",
+                     help="a learner's clone or folder of exercise folders, or a git URL")
+    sub.add_argument("--from", dest="from_file", metavar="FILE",
+                     help="also grade the submissions listed in FILE, one per line")
+    sub.add_argument("--out", required=True, metavar="DIR",
+                     help="where to write each learner's results")
+    sub.add_argument("--exercises", metavar="LIST",
+                     help="only these exercises, e.g. 1,2,3 (default: all)")
+    sub.add_argument("--timeout", type=float, default=180, metavar="SECONDS",
+                     help="the time limit of each exercise's suite (default 180)")
+    sub.add_argument("--jobs", type=int, help="submissions graded at once (default: the cores)")
+    sub.add_argument("--sandbox", choices=("auto", "required", "off"), default="auto",
+                     help="bubblewrap: when available (auto, the default), always (required: "
+                          "stop without it) or never (off)")
+    sub = class_command("report", class_report)
+    sub.add_argument("results", nargs="+", metavar="RESULTS",
+                     help="results.json files, or folders holding them")
+    sub.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page")
     sub = command("watch", watch)
     exercise_argument(sub, nargs="?")
     sub.add_argument("--max-runs", type=int, help=argparse.SUPPRESS)
@@ -538,6 +652,7 @@ HANDLERS = {
     "lessons": lessons_command, "notebooks": notebooks_command,
     "notebook": notebook_command, "stubs": stubs_command,
     "bench": bench_command, "mutants": mutants_command,
+    ("class", "grade"): class_grade, ("class", "report"): class_report,
 }
 
 
@@ -547,7 +662,8 @@ def main(argv=None):
     if args.rest and args.command != "bench":
         parser.error(f"unrecognized arguments: {' '.join(args.rest)}")
     try:
-        code = HANDLERS.get(args.command, board)(args)
+        key = (args.command, args.class_command) if args.command == "class" else args.command
+        code = HANDLERS.get(key, board)(args)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
         return code
     except (UsageError, gitrepo.GitError, learner.LearnerError) as error:

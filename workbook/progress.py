@@ -189,3 +189,19 @@ def grade_table(graded):
         f"{graded['percentage']}%"
     )
     return lines
+
+
+def markdown(graded):
+    """The grade as a Markdown table, for a CI job's summary page."""
+    learner = (graded.get("workbook") or {}).get("learner")
+    lines = [
+        f"## Workbook grade{f' of {learner}' if learner else ''}: {graded['points']}/"
+        f"{graded['max_points']} points ({graded['percentage']} %)",
+        "",
+        "| exercise | tests passing | points |",
+        "| --- | ---: | ---: |",
+    ]
+    for entry in graded["exercises"]:
+        lines.append(f"| {entry['exercise']} | {entry['passed']}/{entry['tests']} | "
+                     f"{entry['points']}/{entry['max_points']} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,245 @@
+"""`workbook class report`: where a class stands and where it struggles, from results.json files.
+
+Each results.json is one grading of one learner (by `workbook class grade`, or by `workbook
+grade` on a learner's CI runner). A learner's latest grading counts for the class; their
+earlier ones tell whether they are stuck: the same first unfinished task, and no more points,
+for two gradings or more.
+"""
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import metadata
+
+TOP_MESSAGES = 3  # most common failure messages shown per task
+HARDEST = 5
+BINS = 10  # the points distribution's bars: 0-9 %, 10-19 %, ..., 90-99 %, and 100 % apart
+
+
+class ReportError(Exception):
+    """Bad input: said in one line."""
+
+
+@dataclass
+class Grading:
+    learner: str
+    graded_at: str
+    data: dict
+    path: Path
+
+    @property
+    def info(self):
+        return self.data.get("workbook") or {}
+
+
+def find_results(paths):
+    """Every results.json under `paths` (files or folders), in a stable order."""
+    found = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            found += sorted(path.rglob("results.json"))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise ReportError(f"{name}: no such file or folder")
+    if not found:
+        raise ReportError("no results.json found in " + ", ".join(map(str, paths)))
+    return found
+
+
+def load(paths):
+    """Gradings, oldest first. A results.json without a learner's name is named by its folder."""
+    gradings = []
+    for path in find_results(paths):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            raise ReportError(f"{path}: not a results.json ({error})") from None
+        if not isinstance(data, dict) or not isinstance(data.get("tests"), list):
+            raise ReportError(f"{path}: not a results.json (no list of tests)")
+        info = data.get("workbook") or {}
+        learner = str(info.get("learner") or path.resolve().parent.name)
+        graded_at = str(info.get("graded_at") or "")
+        gradings.append(Grading(learner, graded_at, data, path))
+    return sorted(gradings, key=lambda g: (g.learner, g.graded_at))
+
+
+def first_line(message):
+    line = (message or "").strip().splitlines()[0] if (message or "").strip() else "(no message)"
+    return line if len(line) <= 160 else line[:157] + "..."
+
+
+def next_task(data):
+    """(exercise, task) of the first task with a test that does not pass, or None."""
+    order = {e.folder: i for i, e in enumerate(metadata.exercises())}
+    failing = [(order.get(t.get("exercise"), 99), t.get("exercise"), t.get("task_id"))
+               for t in data["tests"] if t.get("status") != "pass"]
+    return min(failing)[1:] if failing else None
+
+
+def stuck(history):
+    """(task, gradings, since) when a learner's last gradings made no progress, else None."""
+    latest = history[-1]
+    task = next_task(latest.data)
+    if task is None:
+        return None
+    count, since = 1, latest.graded_at
+    for earlier in reversed(history[:-1]):
+        if next_task(earlier.data) != task or earlier.data.get("points") != latest.data.get(
+                "points"):
+            break
+        count, since = count + 1, earlier.graded_at
+    return (task, count, since) if count >= 2 else None
+
+
+def build(gradings):
+    """Everything the terminal summary and the HTML page show, as plain data."""
+    by_learner = {}
+    for grading in gradings:
+        by_learner.setdefault(grading.learner, []).append(grading)
+    latest = {name: history[-1] for name, history in by_learner.items()}
+    titles = {e.folder: e for e in metadata.exercises()}
+    folders = []
+    for exercise in metadata.exercises():
+        if any(t.get("exercise") == exercise.folder for g in latest.values()
+               for t in g.data["tests"]):
+            folders.append(exercise.folder)
+    exercises, all_tasks = [], []
+    for folder in folders:
+        learners = {name: [t for t in g.data["tests"] if t.get("exercise") == folder]
+                    for name, g in latest.items()}
+        learners = {name: tests for name, tests in learners.items() if tests}
+        maximum = max(sum(t.get("max_points", 0) for t in tests) for tests in learners.values())
+        points = {name: sum(t.get("points", 0) for t in tests) for name, tests in learners.items()}
+        tasks = []
+        for task in sorted({t.get("task_id") for tests in learners.values() for t in tests}):
+            # A learner counts for the tasks they have tests of (a results.json may hold fewer).
+            mine = [[t for t in tests if t.get("task_id") == task] for tests in learners.values()]
+            mine = [tests for tests in mine if tests]
+            passed = sum(all(t.get("status") == "pass" for t in tests) for tests in mine)
+            messages = Counter()
+            for tests in learners.values():
+                # Each learner counts once per message, however many tests fail with it.
+                messages.update({first_line(t.get("message")) for t in tests
+                                 if t.get("task_id") == task and t.get("status") != "pass"})
+            exercise = titles.get(folder)
+            entry = {
+                "exercise": folder, "task": task,
+                "title": exercise.tasks[task - 1] if exercise and 0 < task <= len(exercise.tasks)
+                else f"task {task}",
+                "passed": passed, "learners": len(mine),
+                "rate": round(100 * passed / len(mine), 1),
+                "messages": [{"text": text, "learners": n}
+                             for text, n in messages.most_common(TOP_MESSAGES)],
+            }
+            tasks.append(entry)
+            all_tasks.append(entry)
+        exercises.append({
+            "exercise": folder, "title": titles[folder].title if folder in titles else folder,
+            "learners": len(learners), "max_points": maximum,
+            "complete": sum(all(t.get("status") == "pass" for t in tests)
+                            for tests in learners.values()),
+            "mean": round(sum(points.values()) / len(points), 1),
+            "distribution": distribution(points.values(), maximum),
+            "tasks": tasks,
+        })
+    rows = []
+    for name, history in sorted(by_learner.items()):
+        data = history[-1].data
+        info = history[-1].info
+        trouble = [f"{folder}: {run.get('status')}" for folder, run in
+                   (info.get("runs") or {}).items() if run.get("status") != "graded"]
+        blocked = stuck(history)
+        rows.append({
+            "learner": name, "points": data.get("points", 0),
+            "max_points": data.get("max_points", 0), "percentage": data.get("percentage", 0.0),
+            "status": data.get("status"), "message": data.get("message") or "",
+            "trouble": trouble, "flags": info.get("flags") or [],
+            "not_taken": info.get("not_taken") or [],
+            "gradings": len(history), "graded_at": history[-1].graded_at,
+            "next": "{} task {}".format(*next_task(data)) if next_task(data) else "done",
+            "stuck": {"exercise": blocked[0][0], "task": blocked[0][1], "gradings": blocked[1],
+                      "since": blocked[2]} if blocked else None,
+        })
+    hardest = sorted(all_tasks, key=lambda t: (t["rate"], t["exercise"], t["task"]))[:HARDEST]
+    return {"learners": rows, "exercises": exercises,
+            "hardest": [t for t in hardest if t["rate"] < 100],
+            "gradings": len(gradings)}
+
+
+def distribution(points, maximum):
+    """How many learners scored in each tenth of the points (the last bar: all of them)."""
+    counts = [0] * (BINS + 1)
+    for value in points:
+        share = value / maximum if maximum else 0
+        counts[BINS if share >= 1 else int(share * BINS)] += 1
+    labels = [f"{10 * i}-{10 * i + 9} %" for i in range(BINS)] + ["100 %"]
+    return [{"label": label, "learners": n} for label, n in zip(labels, counts)]
+
+
+# The terminal summary
+
+
+def terminal(report, console):
+    from rich.table import Table
+
+    table = Table(title=f"The class: {len(report['learners'])} learners")
+    for column in ("learner", "points", "%", "next", "needs a look"):
+        table.add_column(column, justify="right" if column in ("points", "%") else "left")
+    for row in report["learners"]:
+        look = list(row["trouble"])
+        if row["flags"]:
+            look.append(f"{len(row['flags'])} flagged line{'s' * (len(row['flags']) != 1)}")
+        if row["stuck"]:
+            look.append(f"stuck for {row['stuck']['gradings']} gradings")
+        if row["status"] == "error" and not row["trouble"] and row["message"]:
+            look.append(row["message"])
+        table.add_row(row["learner"], f"{row['points']}/{row['max_points']}",
+                      f"{row['percentage']:g}", row["next"], "; ".join(look))
+    console.print(table)
+    tasks = Table(title="Per exercise and task: learners who pass every test of it")
+    for column in ("exercise", "task", "pass rate", "most common failure"):
+        tasks.add_column(column)
+    for exercise in report["exercises"]:
+        for task in exercise["tasks"]:
+            common = task["messages"][0] if task["messages"] else None
+            tasks.add_row(exercise["exercise"], f"{task['task']}. {task['title']}",
+                          f"{task['passed']}/{task['learners']} ({task['rate']:g} %)",
+                          f"{common['learners']}x {common['text']}" if common else "")
+    console.print(tasks)
+    if report["hardest"]:
+        console.print("Hardest tasks: " + "; ".join(
+            f"{t['exercise']} task {t['task']} ({t['rate']:g} %)" for t in report["hardest"]))
+
+
+# The HTML page
+
+
+def html(report):
+    """A self-contained page: its styles and charts inline, nothing fetched to view it."""
+    from django.template import Context, Engine
+
+    engine = Engine(dirs=[str(Path(__file__).with_name("templates"))], autoescape=True)
+    for exercise in report["exercises"]:
+        exercise["chart"] = histogram(exercise["distribution"])
+    return engine.get_template("class_report.html").render(Context({"report": report}))
+
+
+def histogram(bars, width=440, height=140):
+    """The points distribution as SVG bars: geometry for the template."""
+    top = max((b["learners"] for b in bars), default=0) or 1
+    step = width / len(bars)
+    shapes = []
+    for index, bar in enumerate(bars):
+        tall = (height - 36) * bar["learners"] / top  # room for the count above it
+        shapes.append({
+            "x": round(index * step + 2, 1), "y": round(height - 20 - tall, 1),
+            "width": round(step - 4, 1), "height": round(tall, 1),
+            "label": bar["label"], "learners": bar["learners"],
+            "short": bar["label"].split("-")[0].removesuffix(" %"),
+            "text_x": round(index * step + step / 2, 1),
+        })
+    return {"width": width, "height": height, "bars": shapes, "base": height - 20}

@@ -1,0 +1,494 @@
+"""Grading a class as an instructor does: `workbook class grade` on a synthetic class of
+solved, half-solved, broken, hanging and hostile submissions, then `workbook class report`.
+
+The class is graded once (exercises 01 and 02, in bubblewrap) and every test reads the same
+results, as an instructor would.
+"""
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from workbook import classroom, metadata, mutants
+
+from .test_cli import CONSOLE_SCRIPT
+
+EXERCISES = [metadata.find("1"), metadata.find("2")]
+TIMEOUT = 25  # seconds per suite: a normal one takes 2 to 5
+ONE, TWO = (f"exercises/{e.folder}/admin.py" for e in EXERCISES)
+IDENTITY = ["-c", "user.name=Learner", "-c", "user.email=learner@example.com"]
+
+
+def workbook(*args, cwd=metadata.ROOT):
+    env = {k: v for k, v in os.environ.items() if k not in ("WORKBOOK_SOLUTIONS",
+                                                            "DATABASE_URL")}
+    return subprocess.run([sys.executable, "-c", CONSOLE_SCRIPT, *args], cwd=cwd, env=env,
+                          capture_output=True, text=True)
+
+
+def answer(path):
+    return (metadata.ROOT / "solutions" / Path(path).relative_to("exercises")).read_text()
+
+
+def stub(path):
+    return mutants.stub_text(metadata.find(Path(path).parts[1]), "admin.py")
+
+
+def inside(text, after, code):
+    """`text` with `code` (lines, indented as the line `after`'s body) right after `after`."""
+    line = next(ln for ln in text.splitlines() if ln.strip().startswith(after))
+    indent = " " * (len(line) - len(line.lstrip()) + 4)
+    body = "".join(f"{indent}{ln}\n" for ln in code.splitlines())
+    return text.replace(line + "\n", line + "\n" + body, 1)
+
+
+def prepended(text, code):
+    """`code` run when the module is imported, before the rest of it."""
+    return code.rstrip() + "\n" + text
+
+
+class Listener:
+    """A TCP server on 127.0.0.1 that records whoever connects: the sandbox must stop them."""
+
+    def __init__(self):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.2)
+        self.port = self.server.getsockname()[1]
+        self.connections = 0
+        self.running = True
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while self.running:
+            try:
+                connection, _ = self.server.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            connection.close()
+
+    def close(self):
+        self.running = False
+        self.thread.join()
+        self.server.close()
+
+
+def folder_submission(root, name, files):
+    """A folder of exercise folders: NN_name/admin.py."""
+    for path, text in files.items():
+        target = root / name / Path(path).relative_to("exercises")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return str(root / name)
+
+
+def clone_submission(template, root, name, files, extra=None):
+    """A learner's clone of the workbook with their files committed."""
+    repo = root / name
+    shutil.copytree(template, repo, symlinks=True)
+    for path, text in {**files, **(extra or {})}.items():
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo / path).write_text(text)
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(repo), *IDENTITY, "commit", "-qm", "my answers",
+                    "--allow-empty"], check=True)
+    return repo
+
+
+FORGER = '''import atexit, json, sys
+def _all_passed():
+    for argument in sys.argv:
+        if argument.startswith("--workbook-report="):
+            path = argument.split("=", 1)[1]
+            report = json.load(open(path))
+            for test in report["tests"]:
+                test["outcome"], test["message"] = "passed", ""
+            json.dump(report, open(path, "w"))
+atexit.register(_all_passed)
+'''
+
+PATCHER = '''import _pytest.reports
+_made = _pytest.reports.TestReport.from_item_and_call.__func__
+def _passed(cls, item, call):
+    report = _made(cls, item, call)
+    report.outcome, report.longrepr = "passed", None
+    return report
+_pytest.reports.TestReport.from_item_and_call = classmethod(_passed)
+'''
+
+OWN_CONFTEST = '''import pytest
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    report.outcome = "passed"
+    return report
+'''
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """The synthetic class, graded: {learner: results.json}, plus what the tests need."""
+    root = tmp_path_factory.mktemp("class")
+    template = root / "template"
+    subprocess.run(["git", "clone", "-q", str(metadata.ROOT), str(template)], check=True)
+    for path in (ONE, TWO):  # the stubs, whatever the checkout's history
+        (template / path).write_text(stub(path))
+    subprocess.run(["git", "-C", str(template), *IDENTITY, "commit", "-qam", "stubs", "--allow-empty"],
+                   check=True)
+    solved = {ONE: answer(ONE), TWO: answer(TWO)}
+    hand = next(mutants.hand_written(EXERCISES[0], {"admin.py": answer(ONE)}, []))[1]["admin.py"]
+    canary = root / "canary"
+    listener = Listener()
+    instructor = [metadata.ROOT / "exercises" / EXERCISES[0].folder / "test_basic_action.py",
+                  metadata.ROOT / "pyproject.toml"]
+    before = {path: path.read_bytes() for path in instructor}
+    out = root / "out"
+    writer = prepended(answer(ONE), f'''
+for _path in {[str(p) for p in instructor] + [str(canary), str(out / "solved-folder" / "results.json"),
+               f"exercises/{EXERCISES[0].folder}/test_basic_action.py"]!r}:
+    try:
+        with open(_path, "w") as _file:
+            _file.write("def test_nothing(): pass")
+    except OSError:
+        pass
+''')
+    caller = prepended(answer(ONE), f'''
+import socket as _socket
+try:
+    _socket.create_connection(("127.0.0.1", {listener.port}), timeout=2).close()
+except OSError:
+    pass
+''')
+    sources = [
+        folder_submission(root, "solved-folder", solved),
+        str(clone_submission(template, root, "solved-clone", solved)),
+        folder_submission(root, "solved-crlf", {p: t.replace("\n", "\r\n").encode()
+                                                for p, t in solved.items()}),
+        folder_submission(root, "half-01-only", {ONE: answer(ONE)}),
+        folder_submission(root, "half-02-only", {TWO: answer(TWO)}),
+        folder_submission(root, "half-one-task", {ONE: hand, TWO: answer(TWO)}),
+        str(clone_submission(template, root, "untouched", {})),
+        folder_submission(root, "empty-folders", {}),
+        folder_submission(root, "syntax-error", {ONE: answer(ONE).replace("):", ")", 1)}),
+        folder_submission(root, "raises-on-import", {
+            ONE: prepended(answer(ONE), "raise RuntimeError('<b>not finished</b>')"),
+            TWO: answer(TWO)}),
+        folder_submission(root, "not-a-submission", {}),
+        "file:///nowhere/no-such-repo.git",
+        folder_submission(root, "hangs-on-import", {ONE: prepended(stub(ONE),
+                                                                   "import time\ntime.sleep(3600)")}),
+        folder_submission(root, "endless-action", {
+            ONE: answer(ONE), TWO: inside(answer(TWO), "def export_as_csv", "while True:\n    pass")}),
+        folder_submission(root, "floods-output", {
+            ONE: inside(answer(ONE), "def make_published", "while True:\n    print('x' * 4096)"),
+            TWO: answer(TWO)}),
+        folder_submission(root, "crashes", {ONE: prepended(
+            stub(ONE), "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")}),
+        folder_submission(root, "forges-report", {ONE: prepended(stub(ONE), FORGER)}),
+        folder_submission(root, "patches-pytest", {ONE: prepended(stub(ONE), PATCHER)}),
+        folder_submission(root, "writes-outside", {ONE: writer, TWO: answer(TWO)}),
+        folder_submission(root, "calls-out", {ONE: caller}),
+        str(clone_submission(template, root, "brings-own-tests", {}, extra={
+            "exercises/conftest.py": OWN_CONFTEST,
+            f"exercises/{EXERCISES[0].folder}/conftest.py": OWN_CONFTEST})),
+        folder_submission(root, "links-the-answer", {}),
+    ]
+    (root / "not-a-submission" / "README.txt").parent.mkdir(exist_ok=True)
+    (root / "not-a-submission" / "README.txt").write_text("my answers are elsewhere")
+    for name in ("empty-folders",):
+        for exercise in EXERCISES:
+            (root / name / exercise.folder).mkdir(parents=True, exist_ok=True)
+    link = root / "links-the-answer" / EXERCISES[0].folder / "admin.py"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(metadata.ROOT / "solutions" / EXERCISES[0].folder / "admin.py")
+    bare = root / "solved-url.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(root / "solved-clone"), str(bare)],
+                   check=True)
+    sources.append(bare.as_uri())
+
+    started = time.monotonic()
+    done = workbook("class", "grade", *sources, "--out", str(out), "--exercises", "1,2",
+                    "--timeout", str(TIMEOUT), "--sandbox", "required")
+    seconds = time.monotonic() - started
+    listener.close()
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = {path.parent.name: json.loads(path.read_text())
+               for path in out.glob("*/results.json")}
+    return {"results": results, "out": out, "stdout": done.stdout, "seconds": seconds,
+            "sources": sources, "canary": canary, "before": before, "listener": listener,
+            "root": root}
+
+
+def points(results, folder):
+    return next(e for e in results["exercises"] if e["exercise"] == folder)
+
+
+def full(results, folder):
+    entry = points(results, folder)
+    return entry["points"] == entry["max_points"] > 0
+
+
+def nothing(results, folder):
+    return points(results, folder)["points"] == 0
+
+
+def runs(results):
+    return {folder: run["status"] for folder, run in results["workbook"]["runs"].items()}
+
+
+def flagged(results):
+    return {flag["what"] for flag in results["workbook"]["flags"]}
+
+
+def test_every_submission_gets_a_results_json(graded):
+    assert len(graded["sources"]) >= 20
+    assert len(graded["results"]) == len(graded["sources"])
+    for name, results in graded["results"].items():
+        assert results["version"] == 3, name
+        assert results["max_points"] == sum(e.points for e in EXERCISES), name
+        assert {e["exercise"] for e in results["exercises"]} == {e.folder for e in EXERCISES}
+        assert results["workbook"]["sandbox"] == "bubblewrap"
+    listed = json.loads((graded["out"] / "class.json").read_text())
+    assert sorted(r["learner"] for r in listed) == sorted(graded["results"])
+
+
+@pytest.mark.parametrize("name", ["solved-folder", "solved-clone", "solved-crlf", "solved-url"])
+def test_a_solved_submission_gets_every_point(graded, name):
+    results = graded["results"][name]
+    assert results["status"] == "pass", results["message"]
+    assert results["points"] == results["max_points"]
+    assert runs(results) == {e.folder: "graded" for e in EXERCISES}
+    assert flagged(results) == set()
+
+
+def test_half_solved_submissions_get_the_points_of_what_they_solved(graded):
+    results = graded["results"]
+    one, two = (e.folder for e in EXERCISES)
+    assert full(results["half-01-only"], one) and nothing(results["half-01-only"], two)
+    assert nothing(results["half-02-only"], one) and full(results["half-02-only"], two)
+    partial = points(results["half-one-task"], one)
+    assert 0 < partial["points"] < partial["max_points"]
+    assert full(results["half-one-task"], two)
+    for name in ("half-01-only", "half-02-only", "half-one-task"):
+        assert results[name]["status"] == "fail"
+
+
+@pytest.mark.parametrize("name", ["untouched", "empty-folders", "brings-own-tests"])
+def test_untouched_stubs_get_nothing(graded, name):
+    """Nothing but the learner's files is taken: their own conftest.py passes nothing."""
+    results = graded["results"][name]
+    assert results["points"] == 0
+    assert results["status"] == "fail"
+    assert runs(results) == {e.folder: "graded" for e in EXERCISES}
+
+
+def test_broken_files_fail_their_exercise_with_the_error(graded):
+    one, two = (e.folder for e in EXERCISES)
+    syntax = graded["results"]["syntax-error"]
+    assert nothing(syntax, one)
+    message = next(t["message"] for t in syntax["tests"] if t["exercise"] == one)
+    assert "SyntaxError" in message
+    raises = graded["results"]["raises-on-import"]
+    assert nothing(raises, one) and full(raises, two)
+    assert "not finished" in next(t["message"] for t in raises["tests"] if t["exercise"] == one)
+
+
+@pytest.mark.parametrize("name, why", [
+    ("not-a-submission", "no exercise folders"),
+    ("no-such-repo", "git clone failed"),
+])
+def test_what_cannot_be_read_is_an_error_that_says_why(graded, name, why):
+    results = graded["results"][name]
+    assert results["status"] == "error"
+    assert why in results["message"]
+    assert results["points"] == 0
+
+
+def test_a_hang_at_import_times_out_every_suite_and_costs_only_itself(graded):
+    results = graded["results"]["hangs-on-import"]
+    assert runs(results) == {e.folder: "timeout" for e in EXERCISES}
+    assert results["status"] == "error" and "did not finish" in results["message"]
+    assert results["points"] == 0
+
+
+def test_an_endless_action_costs_its_own_exercise_only(graded):
+    results = graded["results"]["endless-action"]
+    one, two = (e.folder for e in EXERCISES)
+    assert runs(results) == {one: "graded", two: "timeout"}
+    assert full(results, one) and nothing(results, two)
+    assert results["status"] == "error"
+
+
+def test_endless_output_is_bounded(graded):
+    """pytest captures a test's output in a file: the file-size limit stops the flood."""
+    results = graded["results"]["floods-output"]
+    one, two = (e.folder for e in EXERCISES)
+    assert not full(results, one) and full(results, two)
+    assert any("File too large" in t["message"] for t in results["tests"]
+               if t["exercise"] == one and t["message"])
+    size = (graded["out"] / "floods-output" / "output.txt").stat().st_size
+    assert size < 4 * classroom.OUTPUT_KEPT
+
+
+def test_a_crash_is_said_and_graded_as_nothing(graded):
+    results = graded["results"]["crashes"]
+    assert set(runs(results).values()) == {"crashed"}
+    assert "SIGKILL" in results["message"]
+    assert results["points"] == 0
+    assert {"import signal", "os.kill"} <= flagged(results)
+
+
+def test_a_report_rewritten_after_pytest_finished_counts_for_nothing_and_is_flagged(graded):
+    """The attack this issue reproduced: an atexit hook rewrote the JSON to full marks."""
+    results = graded["results"]["forges-report"]
+    one = EXERCISES[0].folder
+    assert runs(results)[one] == "forged"
+    assert nothing(results, one)
+    assert "changed after pytest finished" in results["message"]
+    assert {"import atexit", "sys.argv", "open()"} <= flagged(results)
+
+
+def test_code_that_patches_pytest_in_process_is_flagged_for_a_human(graded):
+    """What no in-process grader can stop: the report agrees with pytest, which was patched.
+    The flag is what an instructor sees."""
+    results = graded["results"]["patches-pytest"]
+    assert "import _pytest.reports" in flagged(results)
+    assert any(f["file"] == f"exercises/{EXERCISES[0].folder}/admin.py"
+               for f in results["workbook"]["flags"])
+
+
+def test_a_submission_cannot_write_outside_its_scratch_folder(graded):
+    for path, data in graded["before"].items():
+        assert path.read_bytes() == data, f"{path} was changed by a submission"
+    assert not graded["canary"].exists()
+    solved = graded["results"]["solved-folder"]
+    assert solved["points"] == solved["max_points"]
+    writer = graded["results"]["writes-outside"]
+    assert writer["points"] == writer["max_points"]  # its answer is right; its writes failed
+    assert "open()" in flagged(writer)
+
+
+def test_a_submission_has_no_network(graded):
+    assert graded["listener"].connections == 0
+    assert "import socket" in flagged(graded["results"]["calls-out"])
+
+
+def test_a_symbolic_link_is_not_followed(graded):
+    results = graded["results"]["links-the-answer"]
+    assert results["points"] == 0
+    assert any("symbolic link" in note for note in results["workbook"]["not_taken"])
+
+
+def test_the_terminal_table_lists_every_learner(graded):
+    for name in graded["results"]:
+        assert name in graded["stdout"]
+    assert "Sandbox: bubblewrap" in graded["stdout"]
+
+
+# The report
+
+
+@pytest.fixture(scope="module")
+def reported(graded, tmp_path_factory):
+    """`workbook class report` on the class, with two earlier gradings: a learner who made no
+    progress since (stuck), and one who did."""
+    root = tmp_path_factory.mktemp("report")
+    earlier = root / "earlier"
+    for learner, source in (("half-01-only", "half-01-only"), ("solved-folder", "untouched")):
+        data = json.loads((graded["out"] / source / "results.json").read_text())
+        data["workbook"]["learner"] = learner
+        data["workbook"]["graded_at"] = "2026-01-01T09:00:00+00:00"
+        (earlier / learner).mkdir(parents=True)
+        (earlier / learner / "results.json").write_text(json.dumps(data))
+    # A results.json from a learner's own CI run: every byte of it is theirs.
+    (root / "artifact").mkdir()
+    artifact = {
+        "version": 3, "status": "fail", "message": "<script>alert('message')</script>",
+        "points": 1, "max_points": 2, "percentage": 50.0,
+        "exercises": [{"exercise": "<em>ex</em>", "title": "t", "passed": 0, "tests": 1,
+                       "points": 1, "max_points": 2}],
+        "tests": [{"name": "t", "status": "fail", "message": "<img src=x onerror=alert(1)>",
+                   "task_id": 1, "exercise": EXERCISES[0].folder, "points": 1,
+                   "max_points": 2}],
+        "workbook": {"learner": "<b>mallory</b>", "graded_at": "2026-01-02T00:00:00+00:00",
+                     "flags": [{"file": "<i>f</i>", "line": 1, "what": "<u>w</u>",
+                                "why": "<s>y</s>"}]},
+    }
+    (root / "artifact" / "results.json").write_text(json.dumps(artifact))
+    page = root / "report.html"
+    done = workbook("class", "report", str(graded["out"]), str(earlier), str(root / "artifact"),
+                    "--html", str(page))
+    assert done.returncode == 0, done.stdout + done.stderr
+    return {"stdout": done.stdout, "html": page.read_text(), "page": page, "artifact": artifact}
+
+
+def _row(html, learner):
+    found = re.search(rf'<tr data-learner="{re.escape(learner)}">(.*?)</tr>', html, re.S)
+    assert found, f"no row for {learner}"
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", found[1])).strip()
+
+
+def _look(html, learner):
+    found = re.search(rf'<div class="look" data-learner="{re.escape(learner)}">(.*?)\n</div>',
+                      html, re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", found[1])).strip() if found else ""
+
+
+def test_the_report_shows_every_learner_s_points(graded, reported):
+    for name, results in graded["results"].items():
+        row = _row(reported["html"], name)
+        assert row.startswith(f"{name} {results['points']}/{results['max_points']} "), row
+        assert name in reported["stdout"]
+
+
+def test_the_report_sends_trouble_and_flags_to_a_human(graded, reported):
+    html = reported["html"]
+    assert "timeout" in _look(html, "hangs-on-import")
+    assert "crashed" in _look(html, "crashes")
+    assert "forged" in _look(html, "forges-report")
+    assert "import _pytest.reports" in _look(html, "patches-pytest")
+    assert "symbolic link" in _look(html, "links-the-answer")
+    assert "git clone failed" in _look(html, "no-such-repo")
+    for name in ("solved-folder", "solved-clone", "half-02-only", "untouched"):
+        assert _look(html, name) == "", name
+
+
+def test_the_report_finds_who_is_stuck(reported):
+    html = reported["html"]
+    assert f"Stuck on {EXERCISES[1].folder} task 1 for 2 gradings" in _look(html, "half-01-only")
+    assert "Stuck" not in _look(html, "solved-folder")  # went from 0 to every point
+
+
+def test_the_report_s_pass_rates_are_the_class_s(graded, reported):
+    learners = [*graded["results"].values(), reported["artifact"]]
+    for exercise in EXERCISES:
+        for task in range(1, len(exercise.tasks) + 1):
+            tests = [[t for t in r["tests"]
+                      if t["exercise"] == exercise.folder and t["task_id"] == task]
+                     for r in learners]
+            tests = [mine for mine in tests if mine]
+            passing = sum(all(t["status"] == "pass" for t in mine) for mine in tests)
+            row = re.search(rf'<tr data-task="{exercise.folder}.{task}">(.*?)</tr>',
+                            reported["html"], re.S)[1]
+            assert f">{passing}/{len(tests)}<" in row
+
+
+def test_the_report_is_self_contained_and_escapes_what_learners_wrote(reported):
+    html = reported["html"]
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
+    for text in ("<b>mallory", "<script>alert", "<img src=x", "<i>f</i>", "<u>w</u>",
+                 "<s>y</s>"):
+        assert text not in html
+    assert "&lt;b&gt;mallory&lt;/b&gt;" in html and "&lt;img src=x" in html
+    assert "<script" not in html
+    assert "<svg" in html
