@@ -35,7 +35,7 @@ def test_the_class_report_in_the_browser(chromium, tmp_path):
     done = workbook("class", "report", str(out), str(tmp_path / "earlier"), "--html", str(page))
     assert done.returncode == 0, done.stdout + done.stderr
 
-    chromium.set_window_size(1280, 1500)
+    chromium.set_window_size(1280, 1750)
     try:
         chromium.get(page.as_uri())
         assert chromium.title == f"Class report: {len(class_)} learners"

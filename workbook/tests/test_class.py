@@ -492,3 +492,38 @@ def test_the_report_is_self_contained_and_escapes_what_learners_wrote(reported):
     assert "&lt;b&gt;mallory&lt;/b&gt;" in html and "&lt;img src=x" in html
     assert "<script" not in html
     assert "<svg" in html
+
+
+# What is flagged, and bad input
+
+
+def test_the_reference_answers_and_the_worked_example_raise_no_flag():
+    answers = classroom.reference_submission(metadata.exercises()).files
+    assert answers and classroom.scan(answers) == []
+    example = {str(path): path.read_bytes()
+               for path in (metadata.ROOT / "lessons" / "lending").rglob("*.py")
+               if not path.name.startswith("test_")}
+    assert example and classroom.scan(example) == []
+
+
+def test_without_bubblewrap_required_means_stop(tmp_path):
+    env = {"PATH": str(tmp_path)}  # no bwrap on it
+    done = subprocess.run(
+        [sys.executable, "-c", CONSOLE_SCRIPT, "class", "grade", str(tmp_path), "--out",
+         str(tmp_path / "out"), "--sandbox", "required"],
+        cwd=metadata.ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "no sandbox: bubblewrap (bwrap) is not installed" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args, said", [
+    (["class", "grade", ".", "--out", "x", "--exercises", "9"], "no exercise '9'"),
+    (["class", "grade", "--out", "x"], "no submissions"),
+    (["class", "report", "no/such/folder"], "no/such/folder: no such file or folder"),
+    (["class", "report", "workbook/templates"], "no results.json found"),
+])
+def test_bad_input_is_one_line_and_exit_status_2(args, said):
+    done = workbook(*args)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert said in done.stderr and len(done.stderr.strip().splitlines()) == 1
