@@ -193,6 +193,9 @@ def terminal(report, console):
         look = list(row["trouble"])
         if row["flags"]:
             look.append(f"{len(row['flags'])} flagged line{'s' * (len(row['flags']) != 1)}")
+        if row["not_taken"]:
+            look.append(f"{len(row['not_taken'])} file{'s' * (len(row['not_taken']) != 1)} "
+                        "not taken")
         if row["stuck"]:
             look.append(f"stuck for {row['stuck']['gradings']} gradings")
         if row["status"] == "error" and not row["trouble"] and row["message"]:

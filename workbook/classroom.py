@@ -93,7 +93,9 @@ def read_submission(source, exercises, scratch):
             return submission
         if done.returncode != 0:
             said = done.stderr.strip().splitlines()
-            submission.problem = "git clone failed: " + (said[-1] if said else "no reason given")
+            fatal = [line for line in said if line.startswith("fatal:")] or said
+            submission.problem = "git clone failed: " + (
+                fatal[0].removeprefix("fatal: ") if fatal else "no reason given")
             return submission
     else:
         folder = Path(source)
