@@ -502,10 +502,11 @@ def _named(obj, longest=40):
 
 
 @contextlib.contextmanager
-def refusals_unlogged():
+def refusals_unlogged(logger_name="django.request"):
     """Leave out Django's log of the refusals and errors a test provokes on purpose (403,
-    400, 500): a failure report then shows the test's own message, not their tracebacks."""
-    logger = logging.getLogger("django.request")
+    400, 500; with "django.test", a robust on_commit() callback that raised): a failure
+    report then shows the test's own message, not their tracebacks."""
+    logger = logging.getLogger(logger_name)
     level = logger.level
     logger.setLevel(logging.CRITICAL)
     try:
