@@ -64,7 +64,13 @@ def load(paths):
         learner = str(info.get("learner") or path.resolve().parent.name)
         graded_at = str(info.get("graded_at") or "")
         gradings.append(Grading(learner, graded_at, data, path))
-    return sorted(gradings, key=lambda g: (g.learner, g.graded_at))
+    # The same grading named twice (a folder given twice, a copied artifact) counts once.
+    unique = {}
+    for grading in gradings:
+        key = (grading.learner, grading.graded_at) if grading.graded_at else (
+            grading.learner, json.dumps(grading.data, sort_keys=True))
+        unique.setdefault(key, grading)
+    return sorted(unique.values(), key=lambda g: (g.learner, g.graded_at))
 
 
 def first_line(message):
@@ -95,12 +101,19 @@ def stuck(history):
     return (task, count, since) if count >= 2 else None
 
 
-def build(gradings):
-    """Everything the terminal summary and the HTML page show, as plain data."""
+def build(gradings, trusted=()):
+    """Everything the terminal summary and the HTML page show, as plain data.
+
+    A learner whose files were flagged shows their points, marked flagged, but stays out of
+    the class's figures (pass rates, distributions, hardest tasks) until the instructor has
+    looked and names them in TRUSTED."""
     by_learner = {}
     for grading in gradings:
         by_learner.setdefault(grading.learner, []).append(grading)
-    latest = {name: history[-1] for name, history in by_learner.items()}
+    flagged = {name for name, history in by_learner.items()
+               if history[-1].info.get("flags") and name not in trusted}
+    latest = {name: history[-1] for name, history in by_learner.items()
+              if name not in flagged}
     titles = {e.folder: e for e in metadata.exercises()}
     folders = []
     for exercise in metadata.exercises():
@@ -160,6 +173,7 @@ def build(gradings):
             "trouble": trouble, "flags": info.get("flags") or [],
             "not_taken": info.get("not_taken") or [],
             "gradings": len(history), "graded_at": history[-1].graded_at,
+            "flagged": name in flagged,
             "next": "{} task {}".format(*next_task(data)) if next_task(data) else "done",
             "stuck": {"exercise": blocked[0][0], "task": blocked[0][1], "gradings": blocked[1],
                       "since": blocked[2]} if blocked else None,
@@ -167,7 +181,7 @@ def build(gradings):
     hardest = sorted(all_tasks, key=lambda t: (t["rate"], t["exercise"], t["task"]))[:HARDEST]
     return {"learners": rows, "exercises": exercises,
             "hardest": [t for t in hardest if t["rate"] < 100],
-            "gradings": len(gradings)}
+            "gradings": len(gradings), "left_out": sorted(flagged)}
 
 
 def distribution(points, maximum):
@@ -200,9 +214,13 @@ def terminal(report, console):
             look.append(f"stuck for {row['stuck']['gradings']} gradings")
         if row["status"] == "error" and not row["trouble"] and row["message"]:
             look.append(row["message"])
-        table.add_row(row["learner"], f"{row['points']}/{row['max_points']}",
+        table.add_row(row["learner"], f"{row['points']}/{row['max_points']}"
+                      + (" flagged" if row["flagged"] else ""),
                       f"{row['percentage']:g}", row["next"], "; ".join(look))
     console.print(table)
+    if report["left_out"]:
+        console.print(f"Left out of the figures below until you have looked at their flags "
+                      f"(then: --trust NAME): {', '.join(report['left_out'])}")
     tasks = Table(title="Per exercise and task: learners who pass every test of it")
     for column in ("exercise", "task", "pass rate", "most common failure"):
         tasks.add_column(column)

@@ -42,6 +42,7 @@ NOT_COPIED = shutil.ignore_patterns(
     "notebooks", "images", "db.sqlite3*", "solutions", "node_modules",
 )
 REFERENCE = "reference answers"
+STACKS_VAR = "WORKBOOK_STACKS_AFTER"  # seconds: see pytest_plugin.pytest_load_initial_conftests
 # util-linux's prlimit (a preexec_fn is not safe in a threaded grader): no core files, files
 # up to 256 MiB, 6 GiB of address space.
 LIMITS = ["prlimit", "--core=0", f"--fsize={256 * 2**20}", f"--as={6 * 2**30}", "--"]
@@ -58,6 +59,7 @@ class Submission:
     files: dict = field(default_factory=dict)  # exercises/<folder>/<file> -> bytes
     notes: list = field(default_factory=list)  # files that were not taken, and why
     problem: str = ""  # why nothing could be taken at all
+    named: bool = False  # named by the instructor, not from its path or URL
 
 
 # Reading submissions
@@ -68,17 +70,19 @@ def is_url(text):
         re.match(r"^[\w.-]+@[\w.-]+:", text))
 
 
-def learner_name(source):
-    """The learner's name from a path or URL: its last part, without `.git`."""
+def learner_name(source, parts=1):
+    """A name from a path or URL: its last part (or PARTS parts), without `.git`."""
     if not is_url(source):
         source = str(Path(source).resolve())
-    last = re.split(r"[/:]", source.rstrip("/"))[-1].removesuffix(".git") or "learner"
-    return re.sub(r"[^A-Za-z0-9._-]", "_", last).lstrip(".") or "learner"
+    pieces = [p for p in re.split(r"[/:]", source.rstrip("/")) if p] or ["learner"]
+    pieces[-1] = pieces[-1].removesuffix(".git")
+    name = "-".join(pieces[-parts:])
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".") or "learner"
 
 
-def read_submission(source, exercises, scratch):
-    """A Submission from a folder or a git URL (cloned into `scratch`)."""
-    submission = Submission(learner_name(source), source)
+def read_submission(source, exercises, scratch, name=None):
+    """A Submission from a folder or a git URL (cloned into `scratch`), named NAME if given."""
+    submission = Submission(name or learner_name(source), source, named=bool(name))
     if is_url(source):
         folder = Path(scratch) / "clone"
         try:
@@ -337,6 +341,8 @@ class Grader:
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
             "HOME": str(scratch), "TMPDIR": "/tmp" if self.bwrap else str(tmp),
             "PYTHONDONTWRITEBYTECODE": "1", "WORKBOOK_DB": str(scratch / "db.sqlite3"),
+            # The plugin prints every thread's stack just before the time limit: where it hung.
+            STACKS_VAR: str(max(self.timeout - 2, self.timeout * 0.9)),
         }
         started = time.monotonic()
         process = subprocess.Popen(
@@ -351,8 +357,11 @@ class Grader:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
             output.join()
-            return Run("timeout", time.monotonic() - started, output=output.text(),
-                       detail=f"its tests did not finish in {self.timeout:g} s")
+            text = output.text()
+            where = _where_it_hung(text)
+            return Run("timeout", time.monotonic() - started, output=text,
+                       detail=f"its tests did not finish in {self.timeout:g} s"
+                       + (f"; it was running {where} when stopped" if where else ""))
         output.join()
         seconds = time.monotonic() - started
         text = output.text()
@@ -384,10 +393,17 @@ class Grader:
                 copy, scratch = home / "workbook", home / "scratch"
                 shutil.copytree(self.template, copy)
                 scratch.mkdir()
-                for relative, data in submission.files.items():
-                    (copy / relative).write_bytes(data)
                 for exercise in self.exercises:
+                    # Django imports every app's admin.py: each suite runs with this
+                    # exercise's files only, the others' stubs, so that a hang or a crash
+                    # in one file costs no other exercise its points.
+                    mine = {relative: data for relative, data in submission.files.items()
+                            if relative.startswith(f"exercises/{exercise.folder}/")}
+                    for relative, data in mine.items():
+                        (copy / relative).write_bytes(data)
                     runs[exercise.folder] = self.run_suite(copy, scratch, exercise)
+                    for relative in mine:
+                        shutil.copyfile(self.template / relative, copy / relative)
             finally:
                 shutil.rmtree(home, ignore_errors=True)
         return self._results(submission, runs, flags, graded_at)
@@ -490,6 +506,14 @@ class _Output:
                 + bytes(self.tail).decode(errors="replace"))
 
 
+def _where_it_hung(output):
+    """The learner's line that the stacks printed before the time limit show, or ''."""
+    stacks = output[output.rfind("(most recent call first)"):] if "(most recent call first)" in (
+        output) else ""
+    found = re.search(r'File "[^"]*/(exercises/[^"]+)", line (\d+)', stacks)
+    return f"{found[1]}, line {found[2]}" if found else ""
+
+
 def _read_report(path):
     try:
         data = json.loads(path.read_text())
@@ -530,16 +554,31 @@ def _disagrees(report, output):
 
 
 def unique_names(submissions):
-    seen = {}
-    for submission in submissions:
-        base = submission.name
-        seen[base] = seen.get(base, 0) + 1
-        if seen[base] > 1:
-            submission.name = f"{base}-{seen[base]}"
+    """Tell learners apart whatever the order they are listed in: names that collide take
+    their parents' names too (bob-workbook, carol-workbook), then a number in the order of
+    their sources. Returns what it renamed, to be said."""
+    renamed = {}
+    for parts in (2, 3, None):
+        groups = {}
+        for submission in submissions:
+            groups.setdefault(submission.name, []).append(submission)
+        for name, group in groups.items():
+            if len(group) == 1:
+                continue
+            if sum(s.named for s in group) > 1:
+                raise ClassError(f"two submissions are named {name!r}")
+            ordered = sorted((s for s in group if not s.named), key=lambda s: s.source)
+            for number, submission in enumerate(ordered, start=1):
+                submission.name = (learner_name(submission.source, parts) if parts
+                                   else f"{name}-{number}")
+                renamed[submission.source] = submission.name
+    return [f"{source} is graded as {name} (its last name is another's too)"
+            for source, name in renamed.items()]
 
 
 def grade_class(sources, out, exercises, timeout, jobs, sandbox_mode, show):
-    """Grade every source into OUT/<learner>/results.json; returns the class's rows."""
+    """Grade every (name or None, source) into OUT/<learner>/results.json; returns the
+    class's rows."""
     out = Path(out).resolve()
     bwrap, why_not = bubblewrap() if sandbox_mode != "off" else (None, "--sandbox off")
     if bwrap is None and sandbox_mode == "required":
@@ -551,11 +590,12 @@ def grade_class(sources, out, exercises, timeout, jobs, sandbox_mode, show):
         reading = Path(workdir) / "reading"
         reading.mkdir()
         submissions = []
-        for index, source in enumerate(sources):
+        for index, (name, source) in enumerate(sources):
             scratch = reading / str(index)
             scratch.mkdir()
-            submissions.append(read_submission(source, exercises, scratch))
-        unique_names(submissions)
+            submissions.append(read_submission(source, exercises, scratch, name))
+        for line in unique_names(submissions):
+            show.console.print(line)
         with show.progress(len(submissions) + 1) as advance:
             grader.grade_reference()
             advance(REFERENCE, "pass")
@@ -586,6 +626,7 @@ def row(graded):
         "max_points": graded["max_points"], "percentage": graded["percentage"],
         "runs": trouble, "flags": len(info["flags"]), "not_taken": len(info["not_taken"]),
         "message": graded["message"],
+        "unread": (graded["message"] or "").startswith("the submission could not be read"),
     }
 
 

@@ -170,13 +170,12 @@ def class_grade(args):
 
     exercises = [exercise_named(name) for name in args.exercises.split(",")] if (
         args.exercises) else list(metadata.exercises())
-    sources = list(args.submissions)
+    sources = [(None, source) for source in args.submissions]
     if args.from_file:
-        lines = Path(args.from_file).read_text().splitlines()
-        sources += [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+        sources += roster(Path(args.from_file))
     if not sources:
         raise UsageError("no submissions: name folders or git URLs, or --from FILE")
-    console = Console(highlight=False)
+    console = Console(highlight=False, width=max(100, shutil.get_terminal_size().columns))
     try:
         rows = classroom.grade_class(
             sources, args.out, exercises, args.timeout, args.jobs or os.cpu_count() or 1,
@@ -186,7 +185,33 @@ def class_grade(args):
     classroom.show_rows(console, rows)
     console.print(f"Wrote {len(rows)} results.json in {args.out}/ (and class.json); "
                   f"see the class with: workbook class report {args.out}")
+    unread = [row["learner"] for row in rows if row["unread"]]
+    if unread:
+        console.print(f"{len(unread)} submission{'s' * (len(unread) != 1)} could not be "
+                      f"read: {', '.join(unread)} (their results.json say why)")
+        return 1
     return 0
+
+
+def roster(path):
+    """(name or None, source) from a --from file: a source per line, or NAME<TAB>SOURCE; a
+    relative path is taken from the file's folder; # starts a comment."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as error:
+        raise UsageError(f"--from {path}: {error.strerror}") from None
+    from .classroom import is_url
+
+    entries = []
+    for line in lines:
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, _, source = line.rpartition("\t")
+        source = source.strip()
+        if not is_url(source) and not Path(source).is_absolute():
+            source = str(path.parent / source)
+        entries.append((name.strip() or None, source))
+    return entries
 
 
 def class_report(args):
@@ -205,7 +230,7 @@ def class_report(args):
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbook.settings")
     django.setup()
     try:
-        report = reporting.build(reporting.load(args.results))
+        report = reporting.build(reporting.load(args.results), trusted=set(args.trust))
     except reporting.ReportError as error:
         raise UsageError(str(error)) from None
     reporting.terminal(report, Console(highlight=False, width=max(100, shutil.get_terminal_size().columns)))
@@ -600,7 +625,9 @@ def build_parser():
     sub.add_argument("submissions", nargs="*", metavar="SUBMISSION",
                      help="a learner's clone or folder of exercise folders, or a git URL")
     sub.add_argument("--from", dest="from_file", metavar="FILE",
-                     help="also grade the submissions listed in FILE, one per line")
+                     help="also grade the submissions listed in FILE: a folder or git URL per "
+                          "line, or NAME<TAB>SOURCE to name the learner; relative paths are "
+                          "taken from FILE's folder")
     sub.add_argument("--out", required=True, metavar="DIR",
                      help="where to write each learner's results")
     sub.add_argument("--exercises", metavar="LIST",
@@ -615,6 +642,9 @@ def build_parser():
     sub.add_argument("results", nargs="+", metavar="RESULTS",
                      help="results.json files, or folders holding them")
     sub.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page")
+    sub.add_argument("--trust", action="append", default=[], metavar="LEARNER",
+                     help="count this flagged learner in the class's figures (after a look "
+                          "at their flags); repeatable")
     sub = command("watch", watch)
     exercise_argument(sub, nargs="?")
     sub.add_argument("--max-runs", type=int, help=argparse.SUPPRESS)

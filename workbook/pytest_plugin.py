@@ -42,10 +42,23 @@ def pytest_addoption(parser):
     )
 
 
+_stacks_file = None
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_load_initial_conftests(early_config, parser, args):
     """Turn --solutions on before pytest-django may set Django up (it does so in this hook
-    when DJANGO_SETTINGS_MODULE is in the environment), so the right admin.py is imported."""
+    when DJANGO_SETTINGS_MODULE is in the environment), so the right admin.py is imported.
+
+    Under `workbook class grade`, $WORKBOOK_STACKS_AFTER arms faulthandler first: every
+    thread's stack goes to the real stderr (not pytest's capture) just before the time limit."""
+    global _stacks_file
+    seconds = os.environ.get("WORKBOOK_STACKS_AFTER")
+    if seconds and _stacks_file is None:
+        import faulthandler
+
+        _stacks_file = os.fdopen(os.dup(2), "w")
+        faulthandler.dump_traceback_later(float(seconds), file=_stacks_file)
     if early_config.known_args_namespace.solutions:
         os.environ[switch.ENV_VAR] = "1"
     return (yield)

@@ -185,8 +185,8 @@ except OSError:
             TWO: answer(TWO)}),
         folder_submission(root, "not-a-submission", {}),
         "file:///nowhere/no-such-repo.git",
-        folder_submission(root, "hangs-on-import", {ONE: prepended(stub(ONE),
-                                                                   "import time\ntime.sleep(3600)")}),
+        folder_submission(root, "hangs-on-import", {
+            ONE: prepended(stub(ONE), "import time\ntime.sleep(3600)"), TWO: answer(TWO)}),
         folder_submission(root, "endless-action", {
             ONE: answer(ONE), TWO: inside(answer(TWO), "def export_as_csv", "while True:\n    pass")}),
         folder_submission(root, "floods-output", {
@@ -198,6 +198,7 @@ except OSError:
         folder_submission(root, "patches-pytest", {ONE: prepended(stub(ONE), PATCHER)}),
         folder_submission(root, "writes-outside", {ONE: writer, TWO: answer(TWO)}),
         folder_submission(root, "calls-out", {ONE: caller}),
+        str(clone_submission(template, root / "carol", "workbook", {})),
         str(clone_submission(template, root, "brings-own-tests", {}, extra={
             "exercises/conftest.py": OWN_CONFTEST,
             f"exercises/{EXERCISES[0].folder}/conftest.py": OWN_CONFTEST})),
@@ -211,21 +212,30 @@ except OSError:
     link = root / "links-the-answer" / EXERCISES[0].folder / "admin.py"
     link.parent.mkdir(parents=True)
     link.symlink_to(metadata.ROOT / "solutions" / EXERCISES[0].folder / "admin.py")
-    bare = root / "solved-url.git"
-    subprocess.run(["git", "clone", "-q", "--bare", str(root / "solved-clone"), str(bare)],
-                   check=True)
-    sources.append(bare.as_uri())
+    # Two learners whose repositories have the same name: told apart by their owners.
+    for owner, clone in (("bob", root / "solved-clone"), ("carol", root / "carol" / "workbook")):
+        bare = root / "git" / owner / "workbook.git"
+        subprocess.run(["git", "clone", "-q", "--bare", str(clone), str(bare)], check=True)
+        sources.append(bare.as_uri())
+    sources.remove(str(root / "carol" / "workbook"))
+    # A roster names two learners; its relative paths are read from its own folder.
+    (root / "roster.txt").write_text("# this week\ndana\thalf-01-only\nuntouched\n")
+    sources.remove(str(root / "half-01-only"))
+    sources.remove(str(root / "untouched"))
 
     started = time.monotonic()
-    done = workbook("class", "grade", *sources, "--out", str(out), "--exercises", "1,2",
-                    "--timeout", str(TIMEOUT), "--sandbox", "required")
+    done = workbook("class", "grade", *sources, "--from", str(root / "roster.txt"), "--out",
+                    str(out), "--exercises", "1,2", "--timeout", str(TIMEOUT),
+                    "--sandbox", "required")
     seconds = time.monotonic() - started
     listener.close()
-    assert done.returncode == 0, done.stdout + done.stderr
+    # Exit status 1: some submissions could not be read; all the others were graded.
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "2 submissions could not be read: " in done.stdout
     results = {path.parent.name: json.loads(path.read_text())
                for path in out.glob("*/results.json")}
     return {"results": results, "out": out, "stdout": done.stdout, "seconds": seconds,
-            "sources": sources, "canary": canary, "before": before, "listener": listener,
+            "sources": sources + ["dana", "untouched"], "canary": canary, "before": before, "listener": listener,
             "root": root}
 
 
@@ -262,7 +272,7 @@ def test_every_submission_gets_a_results_json(graded):
     assert sorted(r["learner"] for r in listed) == sorted(graded["results"])
 
 
-@pytest.mark.parametrize("name", ["solved-folder", "solved-clone", "solved-crlf", "solved-url"])
+@pytest.mark.parametrize("name", ["solved-folder", "solved-clone", "solved-crlf", "bob-workbook"])
 def test_a_solved_submission_gets_every_point(graded, name):
     results = graded["results"][name]
     assert results["status"] == "pass", results["message"]
@@ -274,16 +284,17 @@ def test_a_solved_submission_gets_every_point(graded, name):
 def test_half_solved_submissions_get_the_points_of_what_they_solved(graded):
     results = graded["results"]
     one, two = (e.folder for e in EXERCISES)
-    assert full(results["half-01-only"], one) and nothing(results["half-01-only"], two)
+    assert full(results["dana"], one) and nothing(results["dana"], two)  # half-01-only
     assert nothing(results["half-02-only"], one) and full(results["half-02-only"], two)
     partial = points(results["half-one-task"], one)
     assert 0 < partial["points"] < partial["max_points"]
     assert full(results["half-one-task"], two)
-    for name in ("half-01-only", "half-02-only", "half-one-task"):
+    for name in ("dana", "half-02-only", "half-one-task"):
         assert results[name]["status"] == "fail"
 
 
-@pytest.mark.parametrize("name", ["untouched", "empty-folders", "brings-own-tests"])
+@pytest.mark.parametrize("name", ["untouched", "empty-folders", "brings-own-tests",
+                                  "carol-workbook"])
 def test_untouched_stubs_get_nothing(graded, name):
     """Nothing but the learner's files is taken: their own conftest.py passes nothing."""
     results = graded["results"][name]
@@ -314,11 +325,14 @@ def test_what_cannot_be_read_is_an_error_that_says_why(graded, name, why):
     assert results["points"] == 0
 
 
-def test_a_hang_at_import_times_out_every_suite_and_costs_only_itself(graded):
+def test_a_hang_costs_only_its_own_exercise_and_says_where(graded):
+    """Django imports every app's admin.py: 02's suite runs with 01's stub, not its hang."""
     results = graded["results"]["hangs-on-import"]
-    assert runs(results) == {e.folder: "timeout" for e in EXERCISES}
-    assert results["status"] == "error" and "did not finish" in results["message"]
-    assert results["points"] == 0
+    one, two = (e.folder for e in EXERCISES)
+    assert runs(results) == {one: "timeout", two: "graded"}
+    assert nothing(results, one) and full(results, two)
+    assert results["status"] == "error"
+    assert f"running exercises/{one}/admin.py, line 2 when stopped" in results["message"]
 
 
 def test_an_endless_action_costs_its_own_exercise_only(graded):
@@ -326,7 +340,14 @@ def test_an_endless_action_costs_its_own_exercise_only(graded):
     one, two = (e.folder for e in EXERCISES)
     assert runs(results) == {one: "graded", two: "timeout"}
     assert full(results, one) and nothing(results, two)
-    assert results["status"] == "error"
+    assert f"running exercises/{two}/admin.py, line" in results["message"]
+
+
+def test_learners_are_named_by_their_folder_url_owner_or_roster(graded):
+    assert {"dana", "untouched", "bob-workbook", "carol-workbook", "no-such-repo"} <= set(
+        graded["results"])
+    assert "is graded as bob-workbook" in " ".join(graded["stdout"].split())
+    assert graded["results"]["dana"]["workbook"]["submission"].endswith("half-01-only")
 
 
 def test_endless_output_is_bounded(graded):
@@ -342,7 +363,7 @@ def test_endless_output_is_bounded(graded):
 
 def test_a_crash_is_said_and_graded_as_nothing(graded):
     results = graded["results"]["crashes"]
-    assert set(runs(results).values()) == {"crashed"}
+    assert runs(results)[EXERCISES[0].folder] == "crashed"
     assert "SIGKILL" in results["message"]
     assert results["points"] == 0
     assert {"import signal", "os.kill"} <= flagged(results)
@@ -404,7 +425,7 @@ def reported(graded, tmp_path_factory):
     progress since (stuck), and one who did."""
     root = tmp_path_factory.mktemp("report")
     earlier = root / "earlier"
-    for learner, source in (("half-01-only", "half-01-only"), ("solved-folder", "untouched")):
+    for learner, source in (("dana", "dana"), ("solved-folder", "untouched")):
         data = json.loads((graded["out"] / source / "results.json").read_text())
         data["workbook"]["learner"] = learner
         data["workbook"]["graded_at"] = "2026-01-01T09:00:00+00:00"
@@ -426,8 +447,9 @@ def reported(graded, tmp_path_factory):
     }
     (root / "artifact" / "results.json").write_text(json.dumps(artifact))
     page = root / "report.html"
-    done = workbook("class", "report", str(graded["out"]), str(earlier), str(root / "artifact"),
-                    "--html", str(page))
+    # The class's folder twice: the same gradings count once (nobody is stuck for it).
+    done = workbook("class", "report", str(graded["out"]), str(graded["out"]), str(earlier),
+                    str(root / "artifact"), "--html", str(page), "--trust", "<b>mallory</b>")
     assert done.returncode == 0, done.stdout + done.stderr
     return {"stdout": done.stdout, "html": page.read_text(), "page": page, "artifact": artifact}
 
@@ -465,12 +487,15 @@ def test_the_report_sends_trouble_and_flags_to_a_human(graded, reported):
 
 def test_the_report_finds_who_is_stuck(reported):
     html = reported["html"]
-    assert f"Stuck on {EXERCISES[1].folder} task 1 for 2 gradings" in _look(html, "half-01-only")
+    assert f"Stuck on {EXERCISES[1].folder} task 1 for 2 gradings" in _look(html, "dana")
     assert "Stuck" not in _look(html, "solved-folder")  # went from 0 to every point
 
 
 def test_the_report_s_pass_rates_are_the_class_s(graded, reported):
-    learners = [*graded["results"].values(), reported["artifact"]]
+    """Over the learners whose files raised no flag, and those trusted after a look (the
+    artifact's learner): the others wait for a human."""
+    learners = [r for r in graded["results"].values() if not r["workbook"]["flags"]]
+    learners.append(reported["artifact"])
     for exercise in EXERCISES:
         for task in range(1, len(exercise.tasks) + 1):
             tests = [[t for t in r["tests"]
@@ -481,6 +506,15 @@ def test_the_report_s_pass_rates_are_the_class_s(graded, reported):
             row = re.search(rf'<tr data-task="{exercise.folder}.{task}">(.*?)</tr>',
                             reported["html"], re.S)[1]
             assert f">{passing}/{len(tests)}<" in row
+
+
+def test_flagged_learners_show_their_points_but_wait_for_a_look(graded, reported):
+    html = reported["html"]
+    assert "flagged: look first" in _row(html, "patches-pytest")
+    left_out = re.search(r'<p class="look" id="left-out">(.*?)</p>', html, re.S)[1]
+    for name, results in graded["results"].items():
+        assert (name in left_out) == bool(results["workbook"]["flags"]), name
+    assert "pass" in _row(html, "solved-folder")
 
 
 def test_the_report_is_self_contained_and_escapes_what_learners_wrote(reported):
