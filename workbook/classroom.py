@@ -4,8 +4,8 @@ A submission is a learner's clone (a folder or a git URL) or a folder of their e
 folders. Only the files a learner is meant to edit are taken from it, into a pristine copy of
 this workbook: its tests, its plugin and its settings, never the learner's. Each exercise's
 suite runs there in a process of its own, with a time limit, inside bubblewrap where the
-machine has it (no network; the copy, the workbook and everything else read-only; a scratch
-folder writable). The reference answers are graded first, the same way: they must pass, and
+machine has it (no network; the instructor's workbook, the other submissions and the results
+hidden; the copy and the rest of the machine read-only; a scratch folder writable). The reference answers are graded first, the same way: they must pass, and
 they say which tests there are and what each is worth.
 
 What this cannot do: code that runs inside the process that grades it can rewrite that
