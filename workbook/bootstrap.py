@@ -20,9 +20,11 @@ CONSTRAINTS = os.path.join(ROOT, "workbook", "constraints.txt")
 MINIMUM = (3, 12)
 
 
-def _fingerprint():
+def _fingerprint(root=ROOT):
+    """What .venv's stamp records: the pins of the checkout at ROOT."""
     digest = hashlib.sha256()
-    for path in (os.path.join(ROOT, "pyproject.toml"), CONSTRAINTS):
+    for path in (os.path.join(root, "pyproject.toml"),
+                 os.path.join(root, "workbook", "constraints.txt")):
         with open(path, "rb") as f:
             digest.update(f.read())
     return digest.hexdigest()

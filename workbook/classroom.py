@@ -5,8 +5,9 @@ folders. Only the files a learner is meant to edit are taken from it, into a pri
 this workbook: its tests, its plugin and its settings, never the learner's. Each exercise's
 suite runs there in a process of its own, with a time limit, inside bubblewrap where the
 machine has it (no network; the instructor's workbook, the other submissions and the results
-hidden; the copy and the rest of the machine read-only; a scratch folder writable). The reference answers are graded first, the same way: they must pass, and
-they say which tests there are and what each is worth.
+hidden; the copy and the rest of the machine read-only; a scratch folder writable). The
+reference answers are graded first, the same way: they must pass, and they say which tests
+there are and what each is worth.
 
 What this cannot do: code that runs inside the process that grades it can rewrite that
 process's report. Two things narrow it: a report must agree with what pytest printed before
@@ -31,16 +32,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import gitrepo, metadata, progress
+from . import gitrepo, metadata, mutants, progress
 
 MAX_FILE = 256 * 1024  # bytes: a learner file larger than this is not taken
 OUTPUT_KEPT = 64 * 1024  # bytes of each run's output kept at its start, and again at its end
 CLONE_TIMEOUT = 120
-# What a copy of the workbook leaves out: history, environments, caches, and the answers.
-NOT_COPIED = shutil.ignore_patterns(
-    ".git", ".github", ".venv", "__pycache__", ".pytest_cache", ".workbook", "*.egg-info",
-    "notebooks", "images", "db.sqlite3*", "solutions", "node_modules",
-)
+# What a graded copy leaves out: what every copy of the workbook does, and the answers.
+NOT_COPIED = shutil.ignore_patterns(*mutants.LEFT_OUT, ".github", "solutions")
 REFERENCE = "reference answers"
 STACKS_VAR = "WORKBOOK_STACKS_AFTER"  # seconds: see pytest_plugin.pytest_load_initial_conftests
 # util-linux's prlimit (a preexec_fn is not safe in a threaded grader): no core files, files
@@ -300,16 +298,14 @@ class Grader:
     def _make_template(self):
         """The workbook as a learner gets it: untouched stubs, no answers, no history."""
         shutil.copytree(metadata.ROOT, self.template, ignore=NOT_COPIED)
-        for path, blob in gitrepo.stub_blobs().items():
+        for path in gitrepo.stub_blobs():
             target = self.template / path
-            if gitrepo.blob_id(target.read_bytes()) == blob:
+            if gitrepo.is_stub(path, target.read_bytes()):
                 continue
             try:
-                target.write_bytes(gitrepo.git("cat-file", "blob", blob, binary=True))
-            except (gitrepo.GitError, FileNotFoundError):
-                raise ClassError(
-                    f"{path} is not the stub any more and git has no copy of the stub: grade "
-                    "from a clone of the workbook") from None
+                target.write_bytes(gitrepo.pristine_stub(path))
+            except gitrepo.GitError as error:
+                raise ClassError(f"{path} is not the stub any more, and {error}") from None
 
     def command(self, copy, scratch, argv):
         if self.bwrap is None:

@@ -44,11 +44,12 @@ CHAINED = {
     "filter", "exclude", "order_by", "iterator", "select_related", "prefetch_related",
     "distinct", "annotate", "all", "only", "defer", "select_for_update",
 }
-# What the copies of the workbook leave out: history, environment, caches, notebooks.
-NOT_COPIED = shutil.ignore_patterns(
+# What the copies of the workbook leave out: history, environments, caches, notebooks.
+LEFT_OUT = (
     ".git", ".venv", "__pycache__", ".pytest_cache", ".workbook", "*.egg-info", "notebooks",
-    "images", "db.sqlite3*",
+    "images", "db.sqlite3*", "node_modules",
 )
+NOT_COPIED = shutil.ignore_patterns(*LEFT_OUT)
 
 
 @dataclass

@@ -1,7 +1,6 @@
 """The GitHub Actions workflow a learner's copy runs on every push: valid for actionlint, and
 its grading step, run here as the runner runs it, writes the grade where the workflow says."""
 
-import hashlib
 import json
 import os
 import shutil
@@ -11,7 +10,7 @@ import xml.etree.ElementTree as ET
 import pytest
 import yaml
 
-from workbook import metadata, tools
+from workbook import bootstrap, metadata, tools
 
 WORKFLOW = metadata.ROOT / ".github" / "workflows" / "grade.yml"
 
@@ -37,14 +36,6 @@ def test_actionlint_does_find_a_mistake(tmp_path):
     broken.write_text(WORKFLOW.read_text().replace("${{ github.ref }}", "${{ gihtub.ref }}"))
     found = actionlint(broken)
     assert [f["line"] for f in found] and "gihtub" in found[0]["message"]
-
-
-def fingerprint(root):
-    """bootstrap's fingerprint of a checkout's pins, as its .venv stamp records it."""
-    digest = hashlib.sha256()
-    for path in (root / "pyproject.toml", root / "workbook" / "constraints.txt"):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def grading_step():
@@ -77,7 +68,7 @@ def test_the_grading_step_writes_results_junit_and_the_summary(tmp_path):
     # Shared, the .venv must be current for the clone as it is: else the step would
     # reinstall it, pointing this checkout's editable install at the clone.
     stamp = (metadata.ROOT / ".venv" / ".workbook-stamp").read_text().strip()
-    assert fingerprint(repo) == stamp, "run `python3 -m workbook` first: .venv is not current"
+    assert bootstrap._fingerprint(str(repo)) == stamp, "run `python3 -m workbook` first: .venv is not current"
     exercise = metadata.find("1")
     shutil.copy(exercise.solution_path / "admin.py", repo / "exercises" / exercise.folder)
     step = grading_step()
