@@ -11,6 +11,8 @@ import io
 import logging
 import os
 import re
+import threading
+import time
 from html.parser import HTMLParser
 from urllib.parse import urljoin
 
@@ -800,3 +802,83 @@ def expect_well_formed(response, what):
         + "\n  ".join(problems[:5])
         + "\nClose every tag you open in your template, in the reverse order.",
     )
+
+
+# Two clerks at once, in an order the test chooses (PostgreSQL: needs_row_locks first)
+
+
+class Clerk(threading.Thread):
+    """One clerk's request in a thread of its own, on a connection of its own (Django's are
+    per thread), closed at the end. What it answered, or raised, is kept for the test."""
+
+    def __init__(self, name, press):
+        super().__init__(name=name, daemon=True)
+        self.press, self.answer, self.error = press, None, None
+
+    def run(self):
+        from django.db import connection as own
+
+        try:
+            self.answer = self.press()
+        except Exception as error:  # noqa: BLE001 - the test says what it was
+            self.error = error
+        finally:
+            own.close()
+
+    def outcome(self):
+        if self.error is not None:
+            return f"{self.name}: {type(self.error).__name__}: {str(self.error).strip()}"
+        status = getattr(self.answer, "status_code", self.answer)
+        return f"{self.name}: answered {status}"
+
+
+@contextlib.contextmanager
+def row_held(model, pk):
+    """Lock one row from a connection of the test's own until the block ends. A clerk who
+    locks it meanwhile waits there, so the test, not the machine's speed, decides how far
+    each clerk gets before the other starts."""
+    from django.db import transaction
+
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with transaction.atomic():
+            list(model.objects.select_for_update().filter(pk=pk).values_list("pk"))
+            held.set()
+            release.wait(HOLD_LIMIT)
+
+    holder = Clerk("holder", hold)
+    holder.start()
+    held.wait(HOLD_LIMIT)
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join(HOLD_LIMIT)
+
+
+# A bound for a test that went wrong, not a speed the machine must reach: a lock wait that
+# is coming is seen within milliseconds, even on a loaded machine.
+HOLD_LIMIT = 120
+
+
+def wait_for_lock_waiters(count, what):
+    """Return once `count` connections of this test database wait for a row lock."""
+    __tracebackhide__ = True
+    from django.db import connection
+
+    deadline = time.monotonic() + HOLD_LIMIT
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            waiting = cursor.fetchone()[0]
+        if waiting >= count:
+            return
+        expect(time.monotonic() < deadline,
+               f"{what}: after {HOLD_LIMIT} s, {waiting} of the {count} requests expected to "
+               "wait for a row lock do. Does the action lock the rows it changes "
+               "(select_for_update, inside a transaction)?")
+        time.sleep(0.01)

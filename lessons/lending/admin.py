@@ -341,7 +341,12 @@ class LoanAdmin(admin.ModelAdmin):
         """
         with transaction.atomic(using=router.db_for_write(Loan)):
             # Locked until the commit (SQLite ignores it): a second clerk's return waits.
-            loans = list(queryset.filter(status=Loan.Status.LENT).select_for_update(of=["self"]))
+            # In primary-key order, as every lock of the desk: the changelist's queryset is
+            # sorted by the list's columns, and two orders of the same rows can deadlock.
+            loans = list(
+                queryset.filter(status=Loan.Status.LENT).order_by("pk")
+                .select_for_update(of=["self"])
+            )
             Loan.objects.filter(pk__in=[loan.pk for loan in loans]).update(
                 status=Loan.Status.RETURNED, returned_on=timezone.localdate()
             )
@@ -510,7 +515,8 @@ class MemberAdmin(admin.ModelAdmin):
         members = self.model.objects.filter(pk__in=pks)
         with transaction.atomic(using=router.db_for_write(self.model)):
             # Lock the members (SQLite ignores it): a loan made to one waits for the commit.
-            list(members.select_for_update().values_list("pk"))
+            # In primary-key order, not the members' own (by name), as every lock of the desk.
+            list(members.order_by("pk").select_for_update().values_list("pk"))
             if members.filter(loans__status=Loan.Status.LENT).exists():
                 return None
             anonymised = members.update(

@@ -52,8 +52,11 @@ from workbook.testing import (
     post_change_form_action,
     post_data,
     press,
+    row_held,
     run_on_change_page,
     submit_form,
+    wait_for_lock_waiters,
+    Clerk,
 )
 
 from .admin import LoanAdmin, extend_lent_loans, listing_digest
@@ -1253,3 +1256,31 @@ def test_two_clerks_extending_the_same_loan_at_once_take_turns(
         f"- Middlemarch, now due on {due + timedelta(days=7)}",
         f"- Middlemarch, now due on {due + timedelta(days=14)}",
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_return_and_an_extension_of_the_same_loans_take_turns_not_deadlock(django_user_model):
+    """The changelist sorts loans by due date, then by -pk: locked as it comes, a return takes
+    the higher key first, and an extension by key takes the lower. A row held by the test
+    makes the two meet halfway, every time; then it lets go."""
+    needs_row_locks(connection)
+    returning = staff(django_user_model, "view_loan", "change_loan", username="returning")
+    extending = staff(django_user_model, "view_loan", "change_loan", username="extending")
+    low, high = make_loans(make_members(2))  # the same due date
+    page = extension_page(extending, [low, high])
+
+    with row_held(Loan, high.pk):
+        back = Clerk("return", lambda: post_action(returning, Loan, "mark_returned",
+                                                   pks([low, high]), follow=False))
+        back.start()
+        wait_for_lock_waiters(1, "The return")
+        more = Clerk("extension", lambda: extend(extending, page, follow=False))
+        more.start()
+        wait_for_lock_waiters(2, "The return and the extension")
+    back.join(60), more.join(60)
+
+    assert [back.outcome(), more.outcome()] == ["return: answered 302", "extension: answered 302"]
+    # The return locked first, so it went first; the extension found nothing still out.
+    assert [loan.status for loan in Loan.objects.order_by("pk")] == [RETURNED, RETURNED]
+    assert due_dates([low, high]) == [today() + timedelta(days=7)] * 2
+    assert not mail.outbox
