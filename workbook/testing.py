@@ -649,6 +649,18 @@ class RecordingEmailBackend(locmem.EmailBackend):
         return super().send_messages(messages)
 
 
+class CountingEmailBackend(locmem.EmailBackend):
+    """A mail server far away: it counts each send_messages() call's messages, as
+    `batches`, and keeps none of them, so a test can measure the sender's memory alone."""
+
+    batches = []
+
+    def send_messages(self, messages):
+        messages = list(messages)
+        CountingEmailBackend.batches.append(len(messages))
+        return len(messages)
+
+
 class RefusingEmailBackend(locmem.EmailBackend):
     """A mail server that is down: every send_messages() raises."""
 
@@ -862,8 +874,9 @@ def row_held(model, pk):
 HOLD_LIMIT = 120
 
 
-def wait_for_lock_waiters(count, what):
-    """Return once `count` connections of this test database wait for a row lock."""
+def wait_for_lock_waiters(count, what, clerks=()):
+    """Return once `count` connections of this test database wait for a row lock; fail at
+    once if one of `clerks` has finished instead."""
     __tracebackhide__ = True
     from django.db import connection
 
@@ -877,8 +890,11 @@ def wait_for_lock_waiters(count, what):
             waiting = cursor.fetchone()[0]
         if waiting >= count:
             return
-        expect(time.monotonic() < deadline,
-               f"{what}: after {HOLD_LIMIT} s, {waiting} of the {count} requests expected to "
-               "wait for a row lock do. Does the action lock the rows it changes "
-               "(select_for_update, inside a transaction)?")
+        done = [clerk.outcome() for clerk in clerks if not clerk.is_alive()]
+        expect(not done and time.monotonic() < deadline,
+               f"{what}: {waiting} of the {count} requests expected to wait for a row the "
+               f"test holds locked do" + (f", and {'; '.join(done)} already" if done else
+                                          f" after {HOLD_LIMIT} s")
+               + ". Does the action lock the rows it changes (select_for_update, inside a "
+               "transaction), and refund every paid order it was given?")
         time.sleep(0.01)

@@ -11,6 +11,7 @@ Run them with:
 import re
 import signal
 import threading
+import tracemalloc
 from datetime import timedelta
 from decimal import Decimal
 from functools import partial
@@ -22,6 +23,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core import mail
 from django.core.management import call_command
 from django.db import DatabaseError, connection
+from django.tasks.signals import task_started
 from django.test import Client, TestCase
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -29,6 +31,8 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from workbook.testing import (
+    Clerk,
+    CountingEmailBackend,
     RecordingEmailBackend,
     changelist_url,
     expect,
@@ -46,6 +50,8 @@ from workbook.testing import (
     refusals_unlogged,
     submit_form,
     needs_row_locks,
+    row_held,
+    wait_for_lock_waiters,
 )
 
 Customer = apps.get_model("refund_desk", "Customer")
@@ -771,9 +777,9 @@ def test_a_mail_server_that_fails_after_the_commit_leaves_the_refund_done(admin_
 # Task 4: Queue what is too big for a request
 
 
-def refund_queued(client, orders, settings, limit, **fields):
+def refund_queued(client, orders, settings, limit, *, select_across=False, query="", **fields):
     settings.REFUND_DESK_INLINE_LIMIT = limit
-    page = refund_page(client, orders)
+    page = refund_page(client, orders, select_across=select_across, query=query)
     return apply(client, page, **fields)
 
 
@@ -939,3 +945,83 @@ def test_two_clerks_refunding_the_same_orders_at_once_refund_each_once(django_us
            f"emails and {entries} history entries (answers {answers}). Lock the rows as you "
            "read them (select_for_update, in primary-key order), so that the second clerk "
            "waits, then finds them refunded and skips them.")
+
+
+@pytest.mark.task(5, points=3)
+@pytest.mark.django_db(transaction=True)
+def test_two_desks_sorted_differently_refunding_thousands_at_once_never_deadlock(
+        django_user_model, settings):
+    needs_row_locks(connection)
+    settings.REFUND_DESK_INLINE_LIMIT = 100_000
+    by_number = clerk(django_user_model, "view_order", "refund_order", username="by_number")
+    newest_first = clerk(django_user_model, "view_order", "refund_order", username="newest")
+    expect_action_offered(by_number, Order, ACTION)
+    orders = make_orders(5000)
+    # "Select all 5000" on two lists: one sorted by number (the first column), one as the
+    # model sorts it, newest first.
+    pages = [refund_page(by_number, orders[:1], select_across=True, query="o=1"),
+             refund_page(newest_first, orders[:1], select_across=True)]
+    # A row the test holds stops the first desk at the 4,000th order, whatever it locked
+    # before; the second desk then goes as far as it can before the test lets go. Locks taken
+    # in two orders, or batches locked in key order one by one, meet there as a deadlock.
+    with row_held(Order, orders[3999].pk):
+        newest = Clerk("newest first", lambda: apply(newest_first, pages[1], follow=False))
+        newest.start()
+        wait_for_lock_waiters(1, "The first desk's refund", [newest])
+        numbered = Clerk("by number", lambda: apply(by_number, pages[0], follow=False))
+        numbered.start()
+        wait_for_lock_waiters(2, "Both desks' refunds", [newest, numbered])
+    newest.join(120), numbered.join(120)
+
+    answers = [newest.outcome(), numbered.outcome()]
+    entries = refund_entries().count()
+    expect(all(c.error is None and c.answer.status_code == 302 for c in (newest, numbered)),
+           f"Two desks refunded the same 5,000 orders at once, one list sorted by number and "
+           f"one newest first: {'; '.join(answers)}. A deadlock means the two locked the same "
+           "rows in different orders: the queryset an action receives is sorted as the "
+           "changelist is, and keys cut into batches are in order only within each batch. "
+           "Lock in one order whatever the list's.")
+    expect(refunded(orders) == 5000 and entries == 5000 and len(mail.outbox) == 5000,
+           f"After two desks refunded the same 5,000 orders at once: {refunded(orders)} "
+           f"refunded, {entries} history entries, {len(mail.outbox)} emails; expected each "
+           "order refunded, logged and mailed exactly once.")
+
+
+def start_tracing(**_):
+    tracemalloc.start()
+
+
+@pytest.mark.task(4, points=2)
+# The worker commits, so the mails really go after the commit (see the worker test above).
+@pytest.mark.django_db(transaction=True)
+def test_a_queued_refund_s_memory_stays_flat_when_the_selection_grows_fourfold(
+        admin_client, settings):
+    expect_action_offered(admin_client, Order, ACTION)
+    settings.MAILERS = {"default": {"BACKEND": "workbook.testing.CountingEmailBackend"}}
+    small, large = 4000, 16000
+    customer = Customer.objects.create(name="Ada", email="ada@example.com")
+    peaks = []
+    for size, prefix in ((small, "S"), (large, "L")):
+        orders = make_orders(size, prefix=prefix, customer=customer)
+        refund_queued(admin_client, orders[:1], settings, 0, select_across=True,
+                      query=f"number__startswith={prefix}-")
+        CountingEmailBackend.batches.clear()
+        # Measured from the moment the worker calls the task, its arguments already read:
+        # what the task itself holds, the mails it sends after the commit included.
+        task_started.connect(start_tracing)
+        try:
+            run_the_worker()
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            task_started.disconnect(start_tracing)
+            tracemalloc.stop()
+        expect(refunded(orders) == size and sum(CountingEmailBackend.batches) == size,
+               f"The worker refunded {refunded(orders):,} of {size:,} queued orders and "
+               f"mailed {sum(CountingEmailBackend.batches):,}; expected all of them.")
+    growth = peaks[1] - peaks[0]
+    expect(growth < 1_000_000,
+           f"The worker's refund of {small:,} orders held at most {peaks[0] / 1e6:.1f} MB of "
+           f"Python objects at once; of {large:,}, {peaks[1] / 1e6:.1f} MB: {growth / 1e6:.1f} "
+           "MB more (tracemalloc). Something keeps every order, or every email, until the "
+           "end: the orders of all batches, or every email built before the first is sent. "
+           "Keep one batch of each in memory at a time.")

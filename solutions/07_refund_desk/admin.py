@@ -10,6 +10,8 @@ the worker does the very same work.
 """
 
 import hashlib
+import logging
+from array import array
 from functools import partial
 
 from django import forms
@@ -30,6 +32,8 @@ from django.utils.translation import ngettext
 
 from .models import Order
 
+logger = logging.getLogger(__name__)
+
 REFUND_TEMPLATE = "admin/refund_desk/order/mark_refunded.html"
 DIGEST_FIELD = "digest"
 # The page lists this many orders and counts the rest: it stays small at any selection.
@@ -37,6 +41,8 @@ LISTED = 20
 # Primary keys per query: a queued selection may be 100,000 orders, and databases limit the
 # parameters of one statement (SQLite's default build to 32,766).
 BATCH = 2000
+# Emails built and sent at a time, after the commit: memory stays flat at any selection.
+MAIL_BATCH = 500
 GONE = "Nothing was refunded: none of the selected orders exists any more."
 CHANGED = (
     "Nothing was refunded: the selection no longer matches the page you confirmed. "
@@ -60,13 +66,13 @@ def fingerprint(pks):
     return hashlib.sha256(",".join(str(pk) for pk in sorted(pks)).encode()).hexdigest()
 
 
-def refund_email(order, reason, note):
-    """The one email a customer gets for one refunded order."""
+def refund_email(order):
+    """The one email a customer gets for one refunded order, from the order as refunded."""
     body = (
         f"Dear {order.customer.name},\n\n"
         f"your order {order.number} of {order.total} has been refunded.\n"
-        f"Reason: {Order.Reason(reason).label}.\n"
-        + (f"{note}\n" if note else "")
+        f"Reason: {order.get_refund_reason_display()}.\n"
+        + (f"{order.refund_note}\n" if order.refund_note else "")
     )
     return EmailMessage(f"Order {order.number} refunded", body, to=[order.customer.email])
 
@@ -77,7 +83,9 @@ def refund_orders(order_pks, reason, note, user_id):
     for a small selection, the worker for a queued one. Returns what it did, by count."""
     using = router.db_for_write(Order)
     refunded_at = timezone.now()
-    refunded, selected = [], 0
+    # Sorted once, before cutting: every batch, and so every lock, comes in key order.
+    order_pks = sorted(order_pks)
+    refunded = selected = 0
     with transaction.atomic(using=using):
         for start in range(0, len(order_pks), BATCH):
             # Locked in one order, so two clerks refunding overlapping selections cannot
@@ -85,7 +93,6 @@ def refund_orders(order_pks, reason, note, user_id):
             orders = list(
                 Order.objects.using(using)
                 .select_for_update(of=("self",))
-                .select_related("customer")
                 .filter(pk__in=order_pks[start:start + BATCH])
                 .order_by("pk")
             )
@@ -100,18 +107,27 @@ def refund_orders(order_pks, reason, note, user_id):
                     user_id=user_id, queryset=paid, action_flag=CHANGE,
                     change_message=f"Refunded: {Order.Reason(reason).label}.",
                 )
-            refunded += paid
-        emails = [refund_email(order, reason, note) for order in refunded]
-        # Only once the refunds are committed: a rollback must not tell anyone "refunded".
-        # By then they stand: a mail server that fails is logged, not a done refund's error.
-        transaction.on_commit(partial(send_all, emails), using=using, robust=True)
-    return {"refunded": len(refunded), "skipped": selected - len(refunded)}
+            refunded += len(paid)
+            # Mailed only once the refunds are committed: a rollback must tell nobody
+            # "refunded". By then they stand: a mail server that fails is logged, not a done
+            # refund's error. Each batch of mails is built when it is sent; until then it
+            # is 8 bytes a key.
+            for first in range(0, len(paid), MAIL_BATCH):
+                keys = array("q", (order.pk for order in paid[first:first + MAIL_BATCH]))
+                transaction.on_commit(partial(mail_customers, keys), using=using, robust=True)
+    return {"refunded": refunded, "skipped": selected - refunded}
 
 
-def send_all(emails):
-    """Every email over one connection."""
-    if emails:
+def mail_customers(order_pks):
+    """Mail the customers of these refunded orders over one connection. A mail server that
+    fails loses this batch's mails, logged with their orders, and no other batch's."""
+    orders = list(Order.objects.filter(pk__in=order_pks).select_related("customer").order_by("pk"))
+    emails = [refund_email(order) for order in orders]
+    try:
         mailers.default.send_messages(emails)
+    except Exception:
+        logger.exception("The refund mails of orders %s to %s were not all sent; the "
+                         "refunds stand.", orders[0].number, orders[-1].number)
 
 
 @admin.register(Order)
