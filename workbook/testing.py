@@ -266,6 +266,8 @@ def messages_of(response):
 
 
 _NUMBER = re.compile(r"\d[\d,]*")
+# How message_differences starts its note on singular and plural, for a suite's own advice.
+PLURAL_MIXED_UP = "Singular and plural are mixed up"
 
 
 def _counts(text):
@@ -322,10 +324,12 @@ def message_differences(expected, shown):
                          "(on_delete=CASCADE) included: count the selected articles "
                          "themselves.")
             notes.append(note)
-        elif _counts(found) == _counts(text) and _word_forms(found) == _word_forms(text):
+        elif (_counts(text) and _counts(found) == _counts(text)
+              and _word_forms(found) == _word_forms(text)):
+            # Only a message with a count has forms that ngettext picks between.
             want, got = _first_difference(text, found)
             notes.append(
-                f"Singular and plural are mixed up for a count of "
+                f"{PLURAL_MIXED_UP} for a count of "
                 f"{', '.join(map(str, _counts(text)))}: expected “{want}”, found “{got}”. "
                 "ngettext picks the form by the count."
             )

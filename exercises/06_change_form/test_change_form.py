@@ -20,6 +20,7 @@ from django.utils.deprecation import RemovedInDjango2028Warning
 
 from workbook.testing import (
     OLD_GET_ACTIONS,
+    PLURAL_MIXED_UP,
     _send,
     change_form_actions,
     change_page,
@@ -28,7 +29,7 @@ from workbook.testing import (
     choose_action,
     expect,
     expect_action_offered,
-    listed_differences,
+    message_differences,
     messages_of,
     offered_actions,
     post_action,
@@ -94,25 +95,31 @@ def listing(messages):
     return "\n".join(f"  [{tag}] {text}" for tag, text in messages) or "  (no message)"
 
 
-BOTH_PAGES = (
-    "The lesson's task gives each message. The same function words a count of one on the "
-    "change page and a count of many on the changelist: which function picks the form?"
+BOTH_PAGES = "The lesson's task 1 gives each message, and its level."
+WHICH_FORM = (
+    " The same function words a count of one on the change page and a count of many on the "
+    "changelist: which function picks the form?"
 )
+PAGE_ONLY = "The lesson's task 2 gives each message, and its level."
 
 
 def expect_messages(response, expected, action, page="the change page", advice=BOTH_PAGES):
-    """Fail unless the page the response ended on shows exactly the messages `expected`."""
+    """Fail unless the page the response ended on shows exactly the messages `expected`.
+    The question about the function that picks singular or plural comes only when those
+    forms are what differs, and only under task 1, whose messages both pages show: a message
+    without a count is one text, and the failure says what was shown instead."""
     __tracebackhide__ = True
     shown = messages_of(response)
+    differences = message_differences(expected, shown)
+    if advice == BOTH_PAGES and any(note.startswith(PLURAL_MIXED_UP) for note in differences):
+        advice += WHICH_FORM
     expect(
         shown == expected,
         f"After running '{action}', {page} should show exactly:\n{listing(expected)}\n"
-        f"It shows:\n{listing(shown)}\nWhat differs:\n{listed_differences(expected, shown)}"
-        f"{advice}",
+        f"It shows:\n{listing(shown)}\nWhat differs:\n"
+        + "".join(f"  - {note}\n" for note in differences)
+        + advice,
     )
-
-
-PAGE_ONLY = "The lesson's task 2 gives each message, and its level."
 
 
 def expect_back_on_the_page(response, url, action):

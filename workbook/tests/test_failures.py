@@ -229,6 +229,33 @@ def test_a_message_worded_differently_shows_where():
         [("success", "1 article was marked as published.")],
         [("success", "1 articles were marked as published.")],
     )[0].startswith("Singular and plural are mixed up for a count of 1")
+    # Without a count there is no form for ngettext to pick: only the words differ.
+    assert message_differences(
+        [("warning", "No articles were published: none of the selected articles is a draft.")],
+        [("warning", "No article was published: none of the selected articles is a draft.")],
+    ) == ["The wording differs: expected “No articles were published:”, found “No article was "
+          "published:”."]
+
+
+def test_a_one_message_warning_worded_wrong_is_not_blamed_on_ngettext(copy):
+    answer_with(
+        copy, "06_change_form",
+        ('"No articles were published: none of the selected articles is a draft."',
+         '"No article was published: none of the selected articles is a draft."'),
+    )
+
+    code, output = run_pytest(
+        copy, "exercises/06_change_form", "-k",
+        "test_publish_keeps_a_date_the_article_already_has_and_says_when_nothing_changed",
+    )
+
+    assert code == 1
+    failure = failures_section(output)
+    assert "It shows:\n  [warning] No article was published: none of the selected" in failure
+    assert ("The wording differs: expected “No articles were published:”, found “No article "
+            "was published:”.") in failure
+    assert "ngettext" not in failure
+    assert "which function picks the form" not in failure
 
 
 # 6. The same failure once, 8. the footer, on the untouched stubs
