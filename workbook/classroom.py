@@ -41,9 +41,13 @@ CLONE_TIMEOUT = 120
 NOT_COPIED = shutil.ignore_patterns(*mutants.LEFT_OUT, ".github", "solutions")
 REFERENCE = "reference answers"
 STACKS_VAR = "WORKBOOK_STACKS_AFTER"  # seconds: see pytest_plugin.pytest_load_initial_conftests
-# util-linux's prlimit (a preexec_fn is not safe in a threaded grader): no core files, files
-# up to 256 MiB, 6 GiB of address space.
-LIMITS = ["prlimit", "--core=0", f"--fsize={256 * 2**20}", f"--as={6 * 2**30}", "--"]
+FILE_LIMIT = 256  # MiB: the largest file a suite may write (its captured output included)
+
+
+def limits(file_limit):
+    """util-linux's prlimit (a preexec_fn is not safe in a threaded grader): no core files,
+    files up to FILE_LIMIT MiB, 6 GiB of address space."""
+    return ["prlimit", "--core=0", f"--fsize={file_limit * 2**20}", f"--as={6 * 2**30}", "--"]
 
 
 class ClassError(Exception):
@@ -285,9 +289,10 @@ class Run:
 class Grader:
     """Grades submissions in pristine copies of the workbook, in parallel."""
 
-    def __init__(self, exercises, timeout, sandbox, workdir, hidden=()):
+    def __init__(self, exercises, timeout, sandbox, workdir, hidden=(), file_limit=FILE_LIMIT):
         self.exercises = exercises
         self.timeout = timeout
+        self.file_limit = file_limit
         self.bwrap = sandbox  # bwrap's path, or None to run without a sandbox
         self.workdir = Path(workdir)
         self.hidden = [Path(p) for p in hidden]  # folders a submission must not see
@@ -342,7 +347,7 @@ class Grader:
         }
         started = time.monotonic()
         process = subprocess.Popen(
-            [*LIMITS, *self.command(copy, scratch, argv)], cwd=copy, env=env,
+            [*limits(self.file_limit), *self.command(copy, scratch, argv)], cwd=copy, env=env,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -572,7 +577,8 @@ def unique_names(submissions):
             for source, name in renamed.items()]
 
 
-def grade_class(sources, out, exercises, timeout, jobs, sandbox_mode, show):
+def grade_class(sources, out, exercises, timeout, jobs, sandbox_mode, show,
+                file_limit=FILE_LIMIT):
     """Grade every (name or None, source) into OUT/<learner>/results.json; returns the
     class's rows."""
     out = Path(out).resolve()
@@ -582,7 +588,7 @@ def grade_class(sources, out, exercises, timeout, jobs, sandbox_mode, show):
     show.sandbox(bwrap is not None, why_not)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="workbook-class-") as workdir:
-        grader = Grader(exercises, timeout, bwrap, workdir, hidden=[out])
+        grader = Grader(exercises, timeout, bwrap, workdir, hidden=[out], file_limit=file_limit)
         reading = Path(workdir) / "reading"
         reading.mkdir()
         submissions = []

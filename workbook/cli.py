@@ -179,7 +179,7 @@ def class_grade(args):
     try:
         rows = classroom.grade_class(
             sources, args.out, exercises, args.timeout, args.jobs or os.cpu_count() or 1,
-            args.sandbox, classroom.Show(console))
+            args.sandbox, classroom.Show(console), file_limit=args.file_limit)
     except classroom.ClassError as error:
         raise UsageError(str(error)) from None
     classroom.show_rows(console, rows)
@@ -378,8 +378,12 @@ def verify(args):
     print("== 4/4: the mutation check: each suite fails >= 90 % of the wrong answers",
           flush=True)
     if postgresql:
-        print("not on this database: the mutation check runs with `workbook verify` on SQLite")
-        code = 0
+        # The generated wrong answers compare suites with code, the same on any database:
+        # SQLite runs them. Here run those only row locks tell apart, and all must die.
+        print("on PostgreSQL: only the wrong answers that row locks tell apart "
+              "(mutants.toml's database = \"postgresql\"); the rest run on SQLite", flush=True)
+        code = subprocess.call([sys.executable, "-m", "workbook", "mutants", "--postgresql"],
+                               cwd=ROOT)
     else:
         code = subprocess.call([sys.executable, "-m", "workbook", "mutants"], cwd=ROOT)
     if code != 0:
@@ -564,6 +568,9 @@ def mutants_command(args):
 
     for name in args.exercises:
         exercise_named(name)
+    if args.postgresql and not databases.is_postgresql(use_database(args, needs_createdb=True)):
+        raise UsageError("mutants --postgresql: give a PostgreSQL server with --database-url "
+                         "or DATABASE_URL")
     return mutants.main(args)
 
 
@@ -635,6 +642,9 @@ def build_parser():
     sub.add_argument("--timeout", type=float, default=180, metavar="SECONDS",
                      help="the time limit of each exercise's suite (default 180)")
     sub.add_argument("--jobs", type=int, help="submissions graded at once (default: the cores)")
+    sub.add_argument("--file-limit", type=int, default=256, metavar="MIB",
+                     help="the largest file a suite may write, its captured output included, "
+                          "in MiB (default 256)")
     sub.add_argument("--sandbox", choices=("auto", "required", "off"), default="auto",
                      help="bubblewrap: when available (auto, the default), always (required: "
                           "stop without it) or never (off)")
@@ -659,6 +669,10 @@ def build_parser():
                      help="the kill rate each exercise needs, in %% (default 90)")
     sub.add_argument("--jobs", type=int, help="suites run at once (default: the cores, up to 4)")
     sub.add_argument("--list", action="store_true", help="list the wrong answers, run nothing")
+    sub.add_argument("--postgresql", action="store_true",
+                     help="run only the wrong answers that row locks tell apart, on the "
+                          "PostgreSQL server of DATABASE_URL; each must be killed")
+    database_option(sub)
     command("screenshots", screenshots)
     database_option(command("verify", verify))
     sub = command("lessons", lessons_command)

@@ -295,8 +295,12 @@ def config(exercise):
         return tomllib.load(f)
 
 
-def hand_written(exercise, answers, problems):
+def hand_written(exercise, answers, problems, database=None):
+    """The wrong answers of mutants.toml for DATABASE: those with `database = "postgresql"`
+    are killed only where rows really lock, and run only there."""
     for wrong in config(exercise).get("wrong", []):
+        if wrong.get("database") != database:
+            continue
         name = wrong.get("file", "admin.py")
         text = answers.get(name)
         if text is None:
@@ -374,8 +378,9 @@ def _diff(before, after, name):
     return "\n".join(list(lines)[2:])
 
 
-def mutants_of(exercise, problems):
-    """The reference answer as the tests see it, and every mutant of it."""
+def mutants_of(exercise, problems, database=None):
+    """The reference answer as the tests see it, and every mutant of it; with DATABASE
+    ("postgresql"), only the hand-written wrong answers meant for it."""
     answers = {
         name: (exercise.solution_path / name).read_text() for name in exercise.learner_files
     }
@@ -386,7 +391,7 @@ def mutants_of(exercise, problems):
         for name, text in answers.items()
     }
     mutants, seen = [], {tuple(sorted(baseline.items()))}
-    for name, text in answers.items():
+    for name, text in answers.items() if database is None else ():
         lines = learner_lines(text, stub_text(exercise, name))
         made = (
             python_mutants(text, lines, name)
@@ -400,11 +405,11 @@ def mutants_of(exercise, problems):
                 continue
             seen.add(key)
             mutants.append(Mutant(mutant_id, files, _diff(baseline[name], source, name)))
-    for mutant_id, changed in hand_written(exercise, answers, problems):
+    for mutant_id, changed in hand_written(exercise, answers, problems, database):
         files = {**answers, **changed}
         diff = "\n".join(_diff(answers[n], changed[n], n) for n in changed)
         mutants.append(Mutant(mutant_id, files, diff, hand_written=True))
-    for mutant_id, changed in transplants(exercise, problems):
+    for mutant_id, changed in transplants(exercise, problems) if database is None else ():
         files = {**answers, **changed}
         diff = "\n".join(_diff(answers[n], changed[n], n) for n in changed)
         mutants.append(Mutant(mutant_id, files, diff, hand_written=True, transplant=True))
@@ -444,11 +449,13 @@ def _run(workdir, exercise, files):
     return "error", (done.stdout + done.stderr).strip()[-600:]
 
 
-def check(exercise, jobs, progress=print):
+def check(exercise, jobs, progress=print, database=None):
     problems = []
     started = time.monotonic()
-    baseline, mutants = mutants_of(exercise, problems)
-    equivalent = {e["mutant"]: e.get("reason", "") for e in config(exercise).get("equivalent", [])}
+    baseline, mutants = mutants_of(exercise, problems, database)
+    equivalent = {} if database else {
+        e["mutant"]: e.get("reason", "") for e in config(exercise).get("equivalent", [])
+    }
     outcome = Outcome(exercise, mutants, equivalent, problems)
     with tempfile.TemporaryDirectory(prefix="workbook-mutants-") as tmp:
         workdirs = Queue()
@@ -515,8 +522,18 @@ def report(outcome, threshold):
 
 
 def main(args):
-    """`workbook mutants [NN ...]`: the kill rate of every exercise's suite, and its survivors."""
+    """`workbook mutants [NN ...]`: the kill rate of every exercise's suite, and its survivors.
+
+    On SQLite, wrong answers that only a database with row locks can tell apart (mutants.toml's
+    `database = "postgresql"`) are left out; `--postgresql`, with DATABASE_URL on a PostgreSQL
+    server, runs only those, and each of them must be killed.
+    """
     chosen = [metadata.find(name) for name in args.exercises] or list(metadata.exercises())
+    database = "postgresql" if args.postgresql else None
+    if database:
+        chosen = [e for e in chosen if any(w.get("database") == database
+                                           for w in config(e).get("wrong", []))]
+        args.threshold = 100.0
     jobs = args.jobs or max(1, min(4, os.cpu_count() or 1))
     failed = False
     if args.list:
@@ -536,7 +553,7 @@ def main(args):
             if tty:
                 print(f"\r{folder}: {done}/{total} wrong answers run", end="", flush=True)
 
-        outcome = check(exercise, jobs, progress)
+        outcome = check(exercise, jobs, progress, database)
         if tty:
             print("\r", end="")
         print("\n".join(report(outcome, args.threshold)), flush=True)

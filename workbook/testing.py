@@ -882,23 +882,117 @@ def wait_for_lock_waiters(count, what, clerks=()):
     """Return once `count` connections of this test database wait for a row lock; fail at
     once if one of `clerks` has finished instead."""
     __tracebackhide__ = True
-    from django.db import connection
-
     deadline = time.monotonic() + HOLD_LIMIT
     while True:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-            waiting = cursor.fetchone()[0]
+        waiting = len(lock_waiters())
         if waiting >= count:
             return
         done = [clerk.outcome() for clerk in clerks if not clerk.is_alive()]
         expect(not done and time.monotonic() < deadline,
                f"{what}: {waiting} of the {count} requests expected to wait for a row the "
-               f"test holds locked do" + (f", and {'; '.join(done)} already" if done else
+               f"test holds locked do" + (f"; instead {'; '.join(done)}" if done else
                                           f" after {HOLD_LIMIT} s")
                + ". Does the action lock the rows it changes (select_for_update, inside a "
                "transaction), and refund every paid order it was given?")
+        time.sleep(0.01)
+
+
+_WORKER = """
+import sys
+
+import django
+
+django.setup()
+from django.conf import settings
+from django.core.management import call_command
+
+settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+                                "OPTIONS": {"file_path": sys.argv[1]}}}
+call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
+"""
+
+
+class WorkerProcess:
+    """django-tasks-db's worker (`db_worker --batch`) in a process of its own, on this test's
+    PostgreSQL database, with the code under test (yours, or the answers with --solutions).
+    It writes its mails as files into MAIL_DIR: `mails()` counts them."""
+
+    def __init__(self, mail_dir):
+        import subprocess
+        import sys
+
+        from django.db import connection
+
+        from . import databases, metadata
+
+        self.mail_dir = mail_dir
+        url = databases.named(os.environ[databases.VARIABLE], connection.settings_dict["NAME"])
+        env = {**os.environ, databases.VARIABLE: url,
+               "DJANGO_SETTINGS_MODULE": "workbook.settings"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _WORKER, str(mail_dir)], cwd=metadata.ROOT, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        self.name = "the worker"
+
+    def is_alive(self):
+        return self.process.poll() is None
+
+    def outcome(self):
+        from django_tasks_db.models import DBTaskResult
+
+        output = self.process.stdout.read().strip() if not self.is_alive() else ""
+        tasks = [f"{r.status}" + (f" ({r.traceback.strip().splitlines()[-1]})" if r.traceback
+                                   else "")
+                 for r in DBTaskResult.objects.order_by("enqueued_at")]
+        return (f"the worker ended (exit {self.process.returncode}), the tasks: "
+                f"{', '.join(tasks) or 'none'}" + (f"; it printed: {output[-300:]}" if output
+                                                    else ""))
+
+    def kill(self):
+        """SIGKILL: the end of a worker whose machine lost power, with no chance to clean up."""
+        self.process.kill()
+        self.process.wait()
+
+    def finish(self):
+        __tracebackhide__ = True
+        try:
+            self.process.wait(HOLD_LIMIT)
+        except Exception:
+            self.kill()
+        expect(self.process.returncode == 0, self.outcome())
+
+    def mails(self):
+        """The emails the worker sent, over all its runs."""
+        if not self.mail_dir.exists():
+            return []
+        return [message for path in sorted(self.mail_dir.iterdir())
+                for message in path.read_text().split("-" * 79 + "\n") if message.strip()]
+
+
+def lock_waiters():
+    """The PostgreSQL backends of this test database that wait for a lock, by pid."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND wait_event_type = 'Lock'")
+        return [pid for (pid,) in cursor.fetchall()]
+
+
+def wait_until_gone(pids):
+    """Return once none of these PostgreSQL backends is left: a killed client's transaction
+    is rolled back when its backend notices, which ends it."""
+    __tracebackhide__ = True
+    from django.db import connection
+
+    deadline = time.monotonic() + HOLD_LIMIT
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)",
+                           [list(pids)])
+            if not cursor.fetchone()[0]:
+                return
+        expect(time.monotonic() < deadline,
+               f"The database still serves the killed worker after {HOLD_LIMIT} s.")
         time.sleep(0.01)

@@ -33,6 +33,7 @@ from django_tasks_db.models import DBTaskResult
 from workbook.testing import (
     Clerk,
     CountingEmailBackend,
+    WorkerProcess,
     RecordingEmailBackend,
     changelist_url,
     expect,
@@ -50,8 +51,10 @@ from workbook.testing import (
     refusals_unlogged,
     submit_form,
     needs_row_locks,
+    lock_waiters,
     row_held,
     wait_for_lock_waiters,
+    wait_until_gone,
 )
 
 Customer = apps.get_model("refund_desk", "Customer")
@@ -881,6 +884,44 @@ def test_queuing_one_order_says_so_in_the_singular(
                    "its customer mailed, in the background.", ACTION)
 
 
+@pytest.mark.task(4, points=2)
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_halfway_refunds_nothing_and_the_next_refunds_each_order_once(
+        admin_client, settings, tmp_path):
+    needs_row_locks(connection)
+    expect_action_offered(admin_client, Order, ACTION)
+    orders = make_orders(3000)
+    refund_queued(admin_client, orders[:1], settings, 0, select_across=True)
+    mail_dir = tmp_path / "mails"
+    # The test holds the 2,501st order locked: the worker stops there, halfway, whatever it
+    # did before, and is killed (SIGKILL, as a power cut does) while it waits.
+    with row_held(Order, orders[2500].pk):
+        worker = WorkerProcess(mail_dir)
+        try:
+            wait_for_lock_waiters(1, "The worker's refund of 3,000 orders", [worker])
+            killed = lock_waiters()
+        finally:
+            worker.kill()
+    wait_until_gone(killed)
+
+    expect(refunded(orders) == 0 and not refund_entries().exists() and not worker.mails(),
+           f"The worker was killed halfway through a refund of 3,000 orders, yet "
+           f"{refunded(orders):,} of them stay refunded, with {refund_entries().count():,} "
+           f"history entries and {len(worker.mails()):,} emails. A worker can die at any "
+           "moment: the whole refund is one transaction, and mails wait for its commit.")
+    # A restart does not run the killed task again (django-tasks-db leaves it RUNNING): the
+    # clerk, told nothing was refunded, queues the refund again.
+    refund_queued(admin_client, orders[:1], settings, 0, select_across=True)
+    again = WorkerProcess(mail_dir)
+    again.finish()
+
+    entries = refund_entries().count()
+    expect(refunded(orders) == 3000 and entries == 3000 and len(again.mails()) == 3000,
+           f"After the killed worker and a second one: {refunded(orders):,} of 3,000 orders "
+           f"refunded, {entries:,} history entries, {len(again.mails()):,} emails; expected "
+           "each order refunded, logged and mailed exactly once.")
+
+
 # Task 5: Two clerks, one refund
 
 
@@ -956,33 +997,33 @@ def test_two_desks_sorted_differently_refunding_thousands_at_once_never_deadlock
     by_number = clerk(django_user_model, "view_order", "refund_order", username="by_number")
     newest_first = clerk(django_user_model, "view_order", "refund_order", username="newest")
     expect_action_offered(by_number, Order, ACTION)
-    orders = make_orders(5000)
-    # "Select all 5000" on two lists: one sorted by number (the first column), one as the
-    # model sorts it, newest first.
-    pages = [refund_page(by_number, orders[:1], select_across=True, query="o=1"),
+    orders = make_orders(2500, prefix="A") + make_orders(2500, prefix="B")
+    # "Select all" on two lists: the B orders searched and sorted by number (the first
+    # column), and every order as the model sorts them, newest first.
+    pages = [refund_page(by_number, orders[-1:], select_across=True, query="q=B-&o=1"),
              refund_page(newest_first, orders[:1], select_across=True)]
-    # A row the test holds stops the first desk at the 4,000th order, whatever it locked
+    # A row the test holds stops the first desk at the 3,000th order, whatever it locked
     # before; the second desk then goes as far as it can before the test lets go. Locks taken
-    # in two orders, or batches locked in key order one by one, meet there as a deadlock.
-    with row_held(Order, orders[3999].pk):
-        newest = Clerk("newest first", lambda: apply(newest_first, pages[1], follow=False))
-        newest.start()
-        wait_for_lock_waiters(1, "The first desk's refund", [newest])
+    # in two orders, or batches each in key order but not one after the other, meet there.
+    with row_held(Order, orders[2999].pk):
         numbered = Clerk("by number", lambda: apply(by_number, pages[0], follow=False))
         numbered.start()
-        wait_for_lock_waiters(2, "Both desks' refunds", [newest, numbered])
-    newest.join(120), numbered.join(120)
+        wait_for_lock_waiters(1, "The first desk's refund", [numbered])
+        newest = Clerk("newest first", lambda: apply(newest_first, pages[1], follow=False))
+        newest.start()
+        wait_for_lock_waiters(2, "Both desks' refunds", [numbered, newest])
+    numbered.join(120), newest.join(120)
 
     answers = [newest.outcome(), numbered.outcome()]
     entries = refund_entries().count()
     expect(all(c.error is None and c.answer.status_code == 302 for c in (newest, numbered)),
-           f"Two desks refunded the same 5,000 orders at once, one list sorted by number and "
-           f"one newest first: {'; '.join(answers)}. A deadlock means the two locked the same "
+           f"Two desks refunded overlapping selections at once, 2,500 orders sorted by number "
+           f"and 5,000 newest first: {'; '.join(answers)}. A deadlock means the two locked the same "
            "rows in different orders: the queryset an action receives is sorted as the "
            "changelist is, and keys cut into batches are in order only within each batch. "
            "Lock in one order whatever the list's.")
     expect(refunded(orders) == 5000 and entries == 5000 and len(mail.outbox) == 5000,
-           f"After two desks refunded the same 5,000 orders at once: {refunded(orders)} "
+           f"After two desks refunded overlapping selections at once: {refunded(orders)} "
            f"refunded, {entries} history entries, {len(mail.outbox)} emails; expected each "
            "order refunded, logged and mailed exactly once.")
 

@@ -24,6 +24,9 @@ from .test_cli import CONSOLE_SCRIPT
 
 EXERCISES = [metadata.find("1"), metadata.find("2")]
 TIMEOUT = 25  # seconds per suite: a normal one takes 2 to 5
+# MiB: what the flood test needs reached long before TIMEOUT, on a busy machine too (4 KB
+# lines: 2,048 prints), and far above any real suite's output.
+FILE_LIMIT = 8
 ONE, TWO = (f"exercises/{e.folder}/admin.py" for e in EXERCISES)
 IDENTITY = ["-c", "user.name=Learner", "-c", "user.email=learner@example.com"]
 
@@ -224,7 +227,7 @@ except OSError:
     started = time.monotonic()
     done = workbook("class", "grade", *sources, "--from", str(root / "roster.txt"), "--out",
                     str(out), "--exercises", "1,2", "--timeout", str(TIMEOUT),
-                    "--sandbox", "required")
+                    "--sandbox", "required", "--file-limit", str(FILE_LIMIT))
     seconds = time.monotonic() - started
     listener.close()
     # Exit status 1: some submissions could not be read; all the others were graded.
@@ -349,7 +352,8 @@ def test_learners_are_named_by_their_folder_url_owner_or_roster(graded):
 
 
 def test_endless_output_is_bounded(graded):
-    """pytest captures a test's output in a file: the file-size limit stops the flood."""
+    """pytest captures a test's output in a file: the file-size limit stops the flood. The
+    test sets a small one, reached in a moment on any machine, long before the time limit."""
     results = graded["results"]["floods-output"]
     one, two = (e.folder for e in EXERCISES)
     assert not full(results, one) and full(results, two)
