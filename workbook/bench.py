@@ -446,6 +446,7 @@ def targets(results):
             if counts:
                 checks.append((len(counts) == 1, f"{name}: the same queries at every N: "
                                                  f"{', '.join(f'{c:,.0f}' for c in counts)}"))
+    if largest != smallest:
         for name in REFUNDS:
             if (name, smallest) not in by or (name, largest) not in by:
                 continue

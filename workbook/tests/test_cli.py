@@ -440,8 +440,9 @@ def test_grade_writes_exercism_results_and_junit(tmp_path):
     assert done.returncode == 0, done.stderr
     graded = json.loads(results.read_text())
     assert graded["version"] == 3 and graded["status"] == "fail"
-    # 07's two-clerks test proves row locks: on SQLite it is skipped, and counts for nothing.
-    elsewhere = 0 if databases.is_postgresql() else 3
+    # 07's three tests of row locks (two clerks, two desks, a killed worker: 3 + 3 + 2
+    # points) are skipped on SQLite, and count for nothing there.
+    elsewhere = 0 if databases.is_postgresql() else 8
     assert graded["max_points"] == sum(e.points for e in metadata.exercises()) - elsewhere
     assert not any(metadata.POSTGRESQL_ONLY in (t["message"] or "") for t in graded["tests"])
     assert (any(t["name"].endswith("test_two_clerks_refunding_the_same_orders_at_once_refund_"
@@ -494,15 +495,31 @@ def test_the_benchmark_runs_and_counts_queries_exactly(tmp_path):
     assert "| make_published | 300 |" in text
     # 07's refund in the request, and queued: the requests alone in brackets, and the
     # worker's pass (it claims the task, runs it, records the result) counted too.
-    inline = re.search(r"^\| mark_refunded \| 300 \| [\d.]+ s \| (\d+) \|$", text, re.M)
-    queued = re.search(r"^\| mark_refunded_queued \| 300 \| [\d.]+ s \([\d.]+ s\) \| (\d+) \|$",
-                       text, re.M)
+    inline = re.search(r"^\| mark_refunded \| 300 \| [\d.]+ s \| (\d+) \| [\d.]+ MB \|$", text,
+                       re.M)
+    queued = re.search(r"^\| mark_refunded_queued \| 300 \| [\d.]+ s \([\d.]+ s\) \| (\d+) \| "
+                       r"[\d.]+ MB \|$", text, re.M)
     assert inline and queued, text
     assert int(queued[1]) > int(inline[1])
     assert "Targets:" in text and "export ≥ 25× seed" in text
     assert ("PostgreSQL 1" if postgresql else "SQLite 3") in text
     assert ("| copy | 300 |" in text) == postgresql
     assert ("psycopg 3 and Python's csv" in text) == postgresql
+
+
+def test_the_queued_refund_s_queries_grow_by_batches_only(tmp_path):
+    """The README's bound on 07's refund: 3 queries a batch of 2,000 orders and 1 a batch of
+    500 emails more, nothing per order; 4,500 orders take three batches of keys."""
+    table = tmp_path / "bench.md"
+    done = workbook("bench", "--rows", "300", "4500", "--runs", "1", "--only",
+                    "mark_refunded_queued", "--markdown", str(table))
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = table.read_text()
+    counts = [int(n) for n in re.findall(
+        r"^\| mark_refunded_queued \| [\d,]+ \| [\d.]+ s \([\d.]+ s\) \| ([\d,]+) \|", text, re.M)]
+    assert len(counts) == 2 and counts[0] < counts[1], text
+    assert re.search(r"^- met: mark_refunded_queued: queries grow by batches only", text, re.M), text
 
 
 def test_the_benchmark_refuses_copy_without_postgresql_and_an_unusable_server():
