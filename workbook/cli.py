@@ -16,15 +16,6 @@ from pathlib import Path
 from . import databases, gitrepo, learner, lessons, metadata, progress, tools
 
 ROOT = metadata.ROOT
-NBVAL = ["-p", "nbval", "--nbval", "--nbval-current-env", "notebooks/"]
-
-
-def nbval():
-    """pytest's arguments for the notebooks; on PostgreSQL, SQL text is compared by kind only
-    (workbook/nbval-postgresql.cfg says why)."""
-    if databases.is_postgresql():
-        return [*NBVAL, "--nbval-sanitize-with", "workbook/nbval-postgresql.cfg"]
-    return NBVAL
 
 
 class UsageError(Exception):
@@ -263,7 +254,7 @@ def serve(args):
     """
     from . import demo
 
-    use_database(args)
+    databases.use_database(args.database_url)
     try:
         return demo.serve(solutions=args.solutions, port=args.port)
     except demo.ServeError as error:
@@ -279,21 +270,6 @@ def database_url(text):
     except databases.DatabaseUrlError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     return text
-
-
-def use_database(args, needs_createdb=False):
-    """Point this command, and what it starts, at --database-url (or $DATABASE_URL), once the
-    server answers (and, with NEEDS_CREATEDB, lets the role create test databases); the URL
-    and the reason in one line otherwise."""
-    if getattr(args, "database_url", None):
-        databases.use(args.database_url)
-    url = os.environ.get(databases.VARIABLE)
-    if url:
-        try:
-            databases.check(url, needs_createdb)
-        except databases.DatabaseUrlError as error:
-            raise UsageError(str(error)) from None
-    return url
 
 
 def port_number(text):
@@ -322,118 +298,13 @@ def verify(args):
     """Prove the invariants: stubs fail, answers pass, lessons and notebooks match.
 
     With --database-url (or $DATABASE_URL) the first three steps run on that database; the
-    mutation check, which only compares suites with code, stays on SQLite.
+    mutation check, which only compares suites with code, stays on SQLite. On a clone where
+    you have edited exercises it says so, skips the stubs and mutation checks, and runs the
+    rest on a copy with the original stubs.
     """
-    failures = []
-    url = use_database(args, needs_createdb=True)
-    postgresql = databases.is_postgresql(url)
-    on = f"PostgreSQL, {databases.shown(url)}" if postgresql else "SQLite"
-    print(f"workbook verify on {on}", flush=True)
+    from . import verify as verifying
 
-    print("== 1/4: the untouched stubs (learner mode): every graded test must fail", flush=True)
-    code, stubs, output = progress.run_suites()
-    print(output.rstrip().splitlines()[-1] if output.strip() else "(no output)")
-    if stubs is None:
-        failures.append("learner mode did not run:\n" + output)
-    else:
-        for result in stubs["tests"]:
-            if _not_on_this_database(result, postgresql):
-                continue
-            if result["outcome"] != "failed":
-                failures.append(f"stub: {result['nodeid']} {result['outcome']}, expected failed")
-            elif not result["message"]:
-                failures.append(f"stub: {result['nodeid']} failed without a message")
-        if stubs["modules_from_solutions"]:
-            failures.append(
-                "learner mode imported reference answers: "
-                + ", ".join(stubs["modules_from_solutions"])
-            )
-    if gitrepo.current_blobs() != gitrepo.stub_blobs():
-        failures.append("a stub changed: run `python3 -m workbook stubs --update` and commit")
-
-    print("== 2/4: the reference answers (--solutions), in Chromium too, and the workbook's own "
-          "checks", flush=True)
-    tools.ensure_debian_packages()
-    tools.ensure_actionlint()
-    code, answers, _ = progress.run_suites(
-        "exercises", "lessons", "workbook/tests", "workbook/browser_tests", solutions=True,
-        quiet=False,
-    )
-    if answers is None or code != 0:
-        failures.append(f"pytest --solutions exited {code}")
-    if answers is not None:
-        failures += _problems_with_metadata(answers)
-        if stubs is not None:
-            only = {t["nodeid"] for t in stubs["tests"]} ^ {t["nodeid"] for t in answers["tests"]}
-            failures += [f"collected in one mode only: {n}" for n in sorted(only)]
-
-    print("== 3/4: the notebooks, against their committed outputs (nbval)", flush=True)
-    code = subprocess.call([sys.executable, "-m", "pytest", *nbval()], cwd=ROOT)
-    if code != 0:
-        failures.append(
-            f"nbval exited {code}: re-run the notebooks with `python -m workbook notebooks "
-            "--execute` if the change in their output is intended"
-        )
-
-    print("== 4/4: the mutation check: each suite fails >= 90 % of the wrong answers",
-          flush=True)
-    if postgresql:
-        # The generated wrong answers compare suites with code, the same on any database:
-        # SQLite runs them. Here run those only row locks tell apart, and all must die.
-        print("on PostgreSQL: only the wrong answers that row locks tell apart "
-              "(mutants.toml's database = \"postgresql\"); the rest run on SQLite", flush=True)
-        code = subprocess.call([sys.executable, "-m", "workbook", "mutants", "--postgresql"],
-                               cwd=ROOT)
-    else:
-        code = subprocess.call([sys.executable, "-m", "workbook", "mutants"], cwd=ROOT)
-    if code != 0:
-        failures.append(
-            "the mutation check failed: a suite lets too many wrong answers pass, or "
-            "mutants.toml is out of date (see the survivors and problems above)"
-        )
-
-    graded = len(answers["tests"]) if answers else 0
-    elsewhere = sum(_not_on_this_database(t, postgresql) for t in (answers or {}).get("tests", []))
-    if failures:
-        print("\nworkbook verify found problems:")
-        print("\n".join(f"  - {f}" for f in failures))
-        print(f"verify: {graded - len(failures)} passed, {len(failures)} failed")
-        return 1
-    print(
-        f"\nOn {on}: all {graded - elsewhere} graded tests fail on the stubs and pass on the "
-        "reference answers"
-        + (f" ({elsewhere} more need PostgreSQL and were skipped)" if elsewhere else "")
-        + "; learner mode never imported solutions/; the notebooks match their outputs"
-        + ("." if postgresql else "; every suite fails at least 90 % of the wrong answers.")
-    )
-    print(f"verify: {graded - elsewhere} passed, 0 failed")
-    return 0
-
-
-def _not_on_this_database(result, postgresql):
-    """A test skipped on SQLite because it proves what only PostgreSQL has (row locks)."""
-    return (not postgresql and result["outcome"] == "skipped"
-            and metadata.POSTGRESQL_ONLY in result["message"])
-
-
-def _problems_with_metadata(report):
-    """Tasks and points in exercises.toml that the graded tests do not back up."""
-    problems = []
-    for exercise, mine in progress.by_exercise(report, skipped=True):
-        tasks = {t["task"] for t in mine}
-        expected_tasks = set(range(1, len(exercise.tasks) + 1))
-        if tasks != expected_tasks:
-            problems.append(
-                f"{exercise.folder}: tests cover tasks {sorted(tasks)}, exercises.toml lists "
-                f"{sorted(expected_tasks)}"
-            )
-        total = sum(t["points"] for t in mine)
-        if total != exercise.points:
-            problems.append(
-                f"{exercise.folder}: the graded tests are worth {total} points, "
-                f"exercises.toml says {exercise.points}"
-            )
-    return problems
+    return verifying.main(args)
 
 
 def lessons_command(args):
@@ -450,6 +321,8 @@ def lessons_command(args):
 def notebooks_command(args):
     """Check the notebooks' committed outputs with nbval; --execute re-runs and saves them."""
     if not args.execute:
+        from .notebook import nbval
+
         return subprocess.call([sys.executable, "-m", "pytest", *nbval()], cwd=ROOT)
     import nbformat
     from nbclient import NotebookClient
@@ -538,13 +411,26 @@ def _merged_streams(outputs):
 
 
 def stubs_command(args):
-    """Check that workbook/stubs.json records the stubs as they are (--update records them)."""
+    """Check that workbook/stubs.json records the stubs as they are (--update records them).
+
+    --update records only learner files committed as they are, each with a TODO: never a
+    learner's edit in progress or answer, which `workbook reset` could then not undo.
+    """
     if args.update:
         gitrepo.update_stubs()
         print(f"Recorded {len(gitrepo.stub_blobs())} stubs in workbook/stubs.json: commit it.")
         return 0
+    maintainers = "README.md, \"The maintainer's loop\""
+    edited = gitrepo.edited_stubs()
+    if edited:
+        # No advice to record them: on a learner's clone that would lose the stubs.
+        raise UsageError(
+            f"{', '.join(edited)} differ{'s' * (len(edited) == 1)} from workbook/stubs.json: "
+            f"a learner's edit ({gitrepo.resets(edited)} puts the stub back), or a stub "
+            f"changed and not recorded yet ({maintainers})")
     if gitrepo.current_blobs() != gitrepo.stub_blobs():
-        raise UsageError("a stub differs from workbook/stubs.json (maintainers: --update)")
+        raise UsageError(f"workbook/stubs.json lists files that are not learner files "
+                         f"({maintainers})")
     print("workbook/stubs.json matches the stubs.")
     return 0
 
@@ -568,7 +454,8 @@ def mutants_command(args):
 
     for name in args.exercises:
         exercise_named(name)
-    if args.postgresql and not databases.is_postgresql(use_database(args, needs_createdb=True)):
+    if args.postgresql and not databases.is_postgresql(
+            databases.use_database(args.database_url, needs_createdb=True)):
         raise UsageError("mutants --postgresql: give a PostgreSQL server with --database-url "
                          "or DATABASE_URL")
     return mutants.main(args)
@@ -674,7 +561,10 @@ def build_parser():
                           "PostgreSQL server of DATABASE_URL; each must be killed")
     database_option(sub)
     command("screenshots", screenshots)
-    database_option(command("verify", verify))
+    sub = command("verify", verify)
+    database_option(sub)
+    sub.add_argument("--dry-run", action="store_true",
+                     help="say which checks this clone gets, and run none")
     sub = command("lessons", lessons_command)
     sub.add_argument("--sync", action="store_true", help="rewrite blocks from their sources")
     sub = command("notebooks", notebooks_command)
@@ -710,7 +600,8 @@ def main(argv=None):
         code = HANDLERS.get(key, board)(args)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
         return code
-    except (UsageError, gitrepo.GitError, learner.LearnerError) as error:
+    except (UsageError, gitrepo.GitError, learner.LearnerError,
+            databases.DatabaseUrlError) as error:
         print(f"workbook: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:

@@ -42,6 +42,20 @@ def use(url):
     os.environ[VARIABLE] = url
 
 
+def use_database(url=None, needs_createdb=False):
+    """Point this process, and what it starts, at URL (else $DATABASE_URL, else SQLite), once
+    the server answers (and, with NEEDS_CREATEDB, lets the role create test databases).
+
+    Returns the URL in use, or None for SQLite; DatabaseUrlError says why not, in one line,
+    before any test starts, instead of a traceback per test."""
+    if url:
+        use(url)
+    url = os.environ.get(VARIABLE)
+    if url:
+        check(url, needs_createdb)
+    return url
+
+
 def is_postgresql(url=None):
     url = os.environ.get(VARIABLE) if url is None else url
     return bool(url) and parse(url)["ENGINE"] == "django.db.backends.postgresql"

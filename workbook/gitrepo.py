@@ -70,9 +70,58 @@ def current_blobs():
     return {path: blob_id((metadata.ROOT / path).read_bytes()) for path in learner_paths()}
 
 
+def edited_stubs():
+    """The learner files that are not their recorded stub (missing ones included): a
+    learner's work, or a stub a maintainer changed without `stubs --update`."""
+    recorded = stub_blobs()
+    edited = []
+    for path in learner_paths():
+        try:
+            data = (metadata.ROOT / path).read_bytes()
+        except OSError:
+            data = None
+        if data is None or recorded.get(path) != blob_id(data):
+            edited.append(path)
+    return edited
+
+
+def uncommitted(paths):
+    """Those of PATHS whose working copy is not their blob in HEAD (changed, new or gone)."""
+    listed = git("status", "--porcelain=v1", "-z", "--untracked-files=all", "--", *paths,
+                 raw=True)
+    # Each entry is "XY path"; a rename adds the old path as an entry of its own.
+    return sorted({entry[3:] for entry in listed.split("\0") if len(entry) > 3} & set(paths))
+
+
 def update_stubs():
-    """Record the stubs as they are now (maintainers: after changing a stub, then commit)."""
+    """Record the learner files as the stubs (maintainers: after committing a changed stub).
+
+    Refused with a GitError, nothing written, when a learner file's working copy differs from
+    HEAD (`reset` reads a stub back from git's objects, and an edit in progress is a
+    learner's), or when a file to record has no TODO (every stub says what is left to do).
+    """
+    require_checkout()
+    changed = uncommitted(learner_paths())
+    if changed:
+        raise GitError(
+            f"not recording {', '.join(changed)}: a stub is recorded only once committed as "
+            f"it is, never an edit in progress (a learner's: {resets(changed)} puts the stub "
+            "back)"
+        )
+    answers = [path for path in edited_stubs()
+               if b"TODO" not in (metadata.ROOT / path).read_bytes()]
+    if answers:
+        raise GitError(
+            f"not recording {', '.join(answers)}: a stub has a TODO for the learner, this has "
+            f"none (a learner's answer: {resets(answers)} puts the stub back)"
+        )
     STUBS.write_text(json.dumps(current_blobs(), indent=2, sort_keys=True) + "\n")
+
+
+def resets(paths):
+    """The `workbook reset N` commands that put the stubs of PATHS back, to print."""
+    numbers = sorted({int(path.split("/")[1].split("_")[0]) for path in paths})
+    return ", ".join(f"`workbook reset {number}`" for number in numbers)
 
 
 def is_stub(path, data):

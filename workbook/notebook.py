@@ -44,6 +44,18 @@ USERS = {
 # every run.
 TODAY = date(2025, 6, 2)
 MINE_VAR = "WORKBOOK_NOTEBOOK_MINE"
+# pytest's arguments that check the notebooks against their committed outputs.
+NBVAL = ["-p", "nbval", "--nbval", "--nbval-current-env", "notebooks/"]
+
+
+def nbval():
+    """pytest's arguments for the notebooks; on PostgreSQL, SQL text is compared by kind only
+    (workbook/nbval-postgresql.cfg says why)."""
+    from . import databases
+
+    if databases.is_postgresql():
+        return [*NBVAL, "--nbval-sanitize-with", "workbook/nbval-postgresql.cfg"]
+    return NBVAL
 
 
 def setup(solutions=False):

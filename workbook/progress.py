@@ -15,8 +15,9 @@ from pathlib import Path
 from . import metadata
 
 
-def run_suites(*paths, solutions=False, quiet=True):
-    """Run pytest once over `paths` (every exercise by default).
+def run_suites(*paths, solutions=False, quiet=True, cwd=None):
+    """Run pytest once over `paths` (every exercise by default), in the workbook at CWD
+    (this one by default).
 
     Returns (exit code, report, output); report is None when pytest could not run the tests.
     """
@@ -27,7 +28,7 @@ def run_suites(*paths, solutions=False, quiet=True):
             f"--workbook-report={report}", *(["--solutions"] if solutions else ["-q"]),
         ]
         env = {key: value for key, value in os.environ.items() if key != "WORKBOOK_SOLUTIONS"}
-        done = subprocess.run(command, cwd=metadata.ROOT, env=env, text=True,
+        done = subprocess.run(command, cwd=cwd or metadata.ROOT, env=env, text=True,
                               capture_output=quiet)
         data = json.loads(report.read_text()) if report.exists() else None
     return done.returncode, data, (done.stdout or "") + (done.stderr or "")

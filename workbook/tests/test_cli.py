@@ -233,6 +233,70 @@ def test_reset_restores_the_stub_and_keeps_your_version(clone):
     assert "already the original stub" in workbook("reset", "1", cwd=clone).stdout
 
 
+def test_no_command_the_workbook_prints_keeps_reset_from_the_stub(clone):
+    """Issue 27: a learner edits 06, runs what the workbook says and `stubs --update` (the
+    advice verify used to give), commits, and `reset 6` still puts the original stub back."""
+    path = "exercises/06_change_form/admin.py"
+    stubs = (clone / "workbook/stubs.json").read_bytes()
+    pristine = (clone / path).read_bytes()
+    (clone / path).write_bytes(pristine + b"# my work\n")
+
+    plan = workbook("verify", "--dry-run", cwd=clone)
+    check = workbook("stubs", cwd=clone)
+    update = workbook("stubs", "--update", cwd=clone)
+    git(clone, "commit", "-qam", "my work")
+    printed = "".join(done.stdout + done.stderr for done in (plan, check, update))
+    commands = re.findall(r"`(?:python3 -m )?workbook ([^`]*)`", printed)
+    resets = [workbook(*command.split(), cwd=clone) for command in commands]
+
+    assert plan.returncode == 0, plan.stderr
+    [notice] = [line for line in plan.stdout.splitlines() if line.startswith("verify: ")]
+    assert notice.startswith("verify: you have edited exercise 06, so the stubs check and "
+                             "the mutation check")
+    assert "untouched stubs" not in plan.stdout.replace(notice, "")
+    assert "mutation check" not in plan.stdout.replace(notice, "")
+    assert "--update" not in printed
+    for done in (check, update):
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert f"not recording {path}" in update.stderr
+    assert (clone / "workbook/stubs.json").read_bytes() == stubs
+    assert commands and set(commands) == {"reset 6"}, printed
+    assert resets[0].returncode == 0, resets[0].stderr
+    assert (clone / path).read_bytes() == pristine
+    [backup] = (clone / ".workbook/backups/06_change_form").rglob("admin.py")
+    assert backup.read_bytes() == pristine + b"# my work\n"
+
+
+def test_stubs_update_records_only_committed_stubs_with_a_todo(clone):
+    """A maintainer's stub change is committed and still has a TODO; a learner's edit in
+    progress, or an answer, is refused and nothing is written."""
+    path = "exercises/06_change_form/admin.py"
+    stubs = (clone / "workbook/stubs.json").read_bytes()
+    changed = (clone / path).read_text().replace("    actions = []", "    actions = []  # 1-4")
+    answer = (clone / "solutions/06_change_form/admin.py").read_bytes()
+
+    (clone / path).write_text(changed)
+    uncommitted = workbook("stubs", "--update", cwd=clone)
+    (clone / path).write_bytes(answer)
+    git(clone, "commit", "-qam", "the answer")
+    no_todo = workbook("stubs", "--update", cwd=clone)
+    unchanged = (clone / "workbook/stubs.json").read_bytes()
+    (clone / path).write_text(changed)
+    git(clone, "commit", "-qam", "06: the stub says which tasks")
+    recorded = workbook("stubs", "--update", cwd=clone)
+
+    for done, says in ((uncommitted, "never an edit in progress"), (no_todo, "has none")):
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+        assert f"not recording {path}: " in done.stderr and says in done.stderr
+        assert "`workbook reset 6` puts the stub back" in done.stderr
+    assert unchanged == stubs
+    assert recorded.returncode == 0, recorded.stderr
+    assert json.loads((clone / "workbook/stubs.json").read_text())[path] == git(
+        clone, "rev-parse", f"HEAD:{path}")
+    assert workbook("stubs", cwd=clone).returncode == 0
+    assert "== 1/4: the untouched stubs" in workbook("verify", "--dry-run", cwd=clone).stdout
+
+
 def test_reset_never_overwrites_a_backup_and_keeps_exact_bytes(clone):
     backups = clone / ".workbook" / "backups" / "01_basic_action"
     # Backups already named for this second and the next ones: none may be overwritten.
