@@ -556,6 +556,9 @@ def build_parser():
                      help="the kill rate each exercise needs, in %% (default 90)")
     sub.add_argument("--jobs", type=int, help="suites run at once (default: the cores, up to 4)")
     sub.add_argument("--list", action="store_true", help="list the wrong answers, run nothing")
+    sub.add_argument("--fresh", action="store_true",
+                     help="run each wrong answer in a new pytest process, as before the warm "
+                          "forked workers (slower; the same verdicts)")
     sub.add_argument("--postgresql", action="store_true",
                      help="run only the wrong answers that row locks tell apart, on the "
                           "PostgreSQL server of DATABASE_URL; each must be killed")

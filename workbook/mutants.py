@@ -7,8 +7,9 @@ filter, ordering, iterator() or transaction removed, a permission dropped, a sin
 replaced by the plural, a condition negated, a template line dropped, and more. The
 hand-written wrong answers of `solutions/<folder>/mutants.toml` join them. Each one is put
 in place of the learner's files in a temporary copy of the workbook, and the exercise's suite
-runs on it in learner mode, exactly as a learner runs it. A wrong answer the suite fails is
-killed; one it passes survived.
+runs on it in learner mode, exactly as a learner runs it (in a fork of a warm worker started
+in that copy, mutant_worker.py: pytest and Django are imported once per copy, not once per
+wrong answer). A wrong answer the suite fails is killed; one it passes survived.
 
 A survivor that no user could tell apart from the answer is listed in mutants.toml under
 [[equivalent]] with the reason; it leaves the count. Everything else counts.
@@ -19,6 +20,7 @@ that brings the example closer to an answer is caught. Every one of them must be
 """
 
 import ast
+import contextlib
 import copy
 import difflib
 import os
@@ -34,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Queue
 
-from . import gitrepo, lessons, metadata
+from . import gitrepo, lessons, metadata, mutant_worker
 
 THRESHOLD = 90.0
 TIMEOUT = 120
@@ -425,31 +427,66 @@ def mutants_of(exercise, problems, database=None):
 # Running the suite on each
 
 
-def _run(workdir, exercise, files):
-    """Put `files` in place of the learner's, run the exercise's suite: killed or survived."""
-    for name, text in files.items():
-        (workdir / "exercises" / exercise.folder / name).write_text(text)
+def _suite_env():
+    """The environment of a suite's run: learner mode, and nothing that points Python back
+    at the main tree."""
     env = {k: v for k, v in os.environ.items() if k not in ("WORKBOOK_SOLUTIONS", "PYTHONPATH")}
     # Two mutants can have the same size and mtime second: never reuse a compiled file.
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def _run(workdir, exercise, files, worker=None):
+    """Put `files` in place of the learner's, run the exercise's suite: killed or survived.
+
+    WORKER, a mutant_worker.Worker started in WORKDIR, runs it in a warm fork; without one, a
+    fresh `python -m pytest` does (`workbook mutants --fresh`, and what the warm one must
+    agree with)."""
+    for name, text in files.items():
+        (workdir / "exercises" / exercise.folder / name).write_text(text)
+    if worker is not None:
+        return _verdict(*worker.run())
     command = [
-        sys.executable, "-m", "pytest", f"exercises/{exercise.folder}", "-x", "-q",
-        "-p", "no:cacheprovider", "--no-header", "--tb=line",
+        sys.executable, "-m", "pytest", f"exercises/{exercise.folder}", "-q",
+        "-p", "no:cacheprovider", *mutant_worker.PYTEST_EXTRA,
     ]
     try:
-        done = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True,
-                              timeout=TIMEOUT)
+        done = subprocess.run(command, cwd=workdir, env=_suite_env(), capture_output=True,
+                              text=True, timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
+        return _verdict(None, None, "")
+    tail = (done.stdout + done.stderr).strip()[-600:]
+    return _verdict(done.returncode, mutant_worker.first_failed(done.stdout), tail)
+
+
+def _verdict(code, failed, tail):
+    """(outcome, detail) from pytest's exit code (None: over the time limit), its first
+    FAILED line and the end of its output."""
+    if code is None:
         return "timeout", f"the suite ran over {TIMEOUT} s"
-    if done.returncode == 0:
+    if code == 0:
         return "survived", ""
-    if done.returncode == 1:
-        failed = [ln for ln in done.stdout.splitlines() if ln.startswith("FAILED ")]
-        return "killed", failed[0].removeprefix("FAILED ") if failed else "a test failed"
-    return "error", (done.stdout + done.stderr).strip()[-600:]
+    if code == 1:
+        return "killed", failed or "a test failed"
+    return "error", tail
 
 
-def check(exercise, jobs, progress=print, database=None):
+def _copies(tmp, exercise, jobs, fresh, stack):
+    """One copy of the workbook per job, each with its warm worker (None if FRESH)."""
+    copies = Queue()
+    for index in range(jobs):
+        workdir = Path(tmp) / f"copy{index}"
+        shutil.copytree(metadata.ROOT, workdir, ignore=NOT_COPIED)
+        worker = None if fresh else stack.enter_context(
+            mutant_worker.Worker(workdir, exercise.folder, TIMEOUT, _suite_env())
+        )
+        copies.put((workdir, worker))
+    return copies
+
+
+def check(exercise, jobs, progress=print, database=None, fresh=False):
+    """Run every wrong answer of EXERCISE, JOBS at a time: in warm forked workers, or with
+    FRESH in a new pytest process each (slower, the reference the workers are tested on)."""
     problems = []
     started = time.monotonic()
     baseline, mutants = mutants_of(exercise, problems, database)
@@ -457,19 +494,16 @@ def check(exercise, jobs, progress=print, database=None):
         e["mutant"]: e.get("reason", "") for e in config(exercise).get("equivalent", [])
     }
     outcome = Outcome(exercise, mutants, equivalent, problems)
-    with tempfile.TemporaryDirectory(prefix="workbook-mutants-") as tmp:
-        workdirs = Queue()
-        for index in range(jobs):
-            workdir = Path(tmp) / f"copy{index}"
-            shutil.copytree(metadata.ROOT, workdir, ignore=NOT_COPIED)
-            workdirs.put(workdir)
+    with (tempfile.TemporaryDirectory(prefix="workbook-mutants-") as tmp,
+          contextlib.ExitStack() as stack):
+        copies = _copies(tmp, exercise, jobs, fresh, stack)
 
         def run(files):
-            workdir = workdirs.get()
+            workdir, worker = copies.get()
             try:
-                return _run(workdir, exercise, files)
+                return _run(workdir, exercise, files, worker)
             finally:
-                workdirs.put(workdir)
+                copies.put((workdir, worker))
 
         state, detail = run(baseline)
         if state != "survived":
@@ -553,7 +587,7 @@ def main(args):
             if tty:
                 print(f"\r{folder}: {done}/{total} wrong answers run", end="", flush=True)
 
-        outcome = check(exercise, jobs, progress, database)
+        outcome = check(exercise, jobs, progress, database, args.fresh)
         if tty:
             print("\r", end="")
         print("\n".join(report(outcome, args.threshold)), flush=True)

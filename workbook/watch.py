@@ -80,8 +80,13 @@ def pytest_args(exercise, extra=()):
     return [f"exercises/{exercise.folder}", "-q", "-p", "no:cacheprovider", *extra]
 
 
-def run_once(exercise, extra=()):
-    """Run the exercise's tests in a fresh fork of this process; its exit status."""
+def start_run(exercise, extra=(), output=None, own_group=False):
+    """Fork a child of this warm process that runs the exercise's tests; the child's pid.
+
+    OUTPUT: a file for the child's stdout and stderr, its stdin from /dev/null (the mutation
+    check's worker reads the verdict there and talks to its parent on its own stdin/stdout).
+    OWN_GROUP: the child leads a process group, so that a run over its time is killed with
+    all it started; watch leaves it in the terminal's group, where Ctrl-C reaches it."""
     sys.stdout.flush()
     sys.stderr.flush()
     with warnings.catch_warnings():
@@ -91,6 +96,10 @@ def run_once(exercise, extra=()):
     if pid == 0:  # the child: one pytest run, then exit without running the parent's cleanup
         code = 3
         try:
+            if own_group:
+                os.setpgid(0, 0)
+            if output is not None:
+                _redirect(output)
             signal.signal(signal.SIGINT, signal.default_int_handler)
             os.chdir(metadata.ROOT)
             import pytest
@@ -108,6 +117,28 @@ def run_once(exercise, extra=()):
                 sys.stderr.flush()
             finally:
                 os._exit(code)
+    if own_group:
+        try:  # both sides set the group: a kill right after the fork finds it either way
+            os.setpgid(pid, pid)
+        except OSError:  # the child did it first, or has exited already
+            pass
+    return pid
+
+
+def _redirect(output):
+    """Point this process's stdout and stderr at OUTPUT (truncated) and stdin at /dev/null."""
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+
+
+def run_once(exercise, extra=()):
+    """Run the exercise's tests in a fresh fork of this process; its exit status."""
+    pid = start_run(exercise, extra)
     while True:
         try:
             _, status = os.waitpid(pid, 0)

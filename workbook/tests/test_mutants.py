@@ -1,11 +1,14 @@
 """The mutation check: which wrong answers it makes, and how it judges them."""
 
+import pathlib
 import shutil
+import sys
 import textwrap
+import time
 
 import pytest
 
-from workbook import metadata, mutants
+from workbook import metadata, mutant_worker, mutants
 
 STUB = textwrap.dedent('''\
     from django.contrib import admin, messages
@@ -151,8 +154,77 @@ def test_a_transplant_the_suite_passes_is_a_problem(monkeypatch):
         "transplant": [{"name": "copied", "text": answer}]
     })
     monkeypatch.setattr(mutants, "python_mutants", lambda *args: [])
-    monkeypatch.setattr(mutants, "_run", lambda workdir, ex, files: ("survived", ""))
+    monkeypatch.setattr(mutants, "_run", lambda workdir, ex, files, worker: ("survived", ""))
 
     outcome = mutants.check(exercise, jobs=1, progress=lambda *a: None)
 
     assert any("transplant: copied" in p and "passes the suite" in p for p in outcome.problems)
+
+
+def verdicts(outcome):
+    return {mutant.id: (mutant.outcome, mutant.detail) for mutant in outcome.mutants}
+
+
+def test_warm_workers_judge_each_wrong_answer_as_fresh_processes_do():
+    """The warm forked workers only save imports: on exercise 01, every wrong answer gets
+    the verdict and the first failing test that a fresh pytest process gives it (and the
+    reference answer survives both, or check would report a problem)."""
+    exercise = metadata.find("1")
+
+    fresh = mutants.check(exercise, jobs=2, progress=lambda *a: None, fresh=True)
+    warm = mutants.check(exercise, jobs=2, progress=lambda *a: None)
+
+    assert fresh.problems == [] and warm.problems == []
+    assert len(warm.mutants) > 50
+    assert verdicts(warm) == verdicts(fresh)
+
+
+SLOW_ADMIN = '''\
+import pathlib, subprocess, time
+helper = subprocess.Popen(["sleep", "600"])
+pathlib.Path({pid_file!r}).write_text(str(helper.pid))
+time.sleep(600)
+'''
+
+
+def ended(pid, seconds=5):
+    """Whether process PID is gone (or a zombie waiting to be reaped) within SECONDS."""
+    stat = pathlib.Path(f"/proc/{pid}/stat")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return True
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_run_over_the_time_limit_is_a_timeout_and_leaves_nothing_running(
+    tmp_path, monkeypatch
+):
+    """A wrong answer that hangs is killed with what it started: the worker stays usable."""
+    monkeypatch.setattr(mutants, "TIMEOUT", 3)
+    exercise = metadata.exercises()[0]
+    copy = tmp_path / "workbook"
+    shutil.copytree(metadata.ROOT, copy, ignore=mutants.NOT_COPIED)
+    answer = {n: (exercise.solution_path / n).read_text() for n in exercise.learner_files}
+    pid_file = tmp_path / "helper.pid"
+    hangs = {**answer, "admin.py": SLOW_ADMIN.format(pid_file=str(pid_file))}
+
+    with mutant_worker.Worker(copy, exercise.folder, mutants.TIMEOUT,
+                              mutants._suite_env()) as worker:
+        assert mutants._run(copy, exercise, hangs, worker) == (
+            "timeout", "the suite ran over 3 s"
+        )
+        assert ended(int(pid_file.read_text()))
+        assert mutants._run(copy, exercise, answer, worker) == ("survived", "")
+
+
+def test_a_warm_process_that_could_serve_stale_code_refuses(monkeypatch):
+    """This process has set Django up and imported the exercises: not a process to fork
+    runs from. Nor is one that imported the workbook from another tree than its copy."""
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    assert "imported exercises" in mutant_worker.not_cold(metadata.ROOT)
+    assert "not from the copy" in mutant_worker.not_cold(metadata.ROOT / "elsewhere")
