@@ -166,16 +166,17 @@ def verdicts(outcome):
 
 
 def test_warm_workers_judge_each_wrong_answer_as_fresh_processes_do():
-    """The warm forked workers only save imports: on exercise 01, every wrong answer gets
-    the verdict and the first failing test that a fresh pytest process gives it (and the
-    reference answer survives both, or check would report a problem)."""
+    """The warm forked workers only save imports: on exercise 01, each wrong answer of a
+    sample (every third: every kind of mutation, in a third of the time) gets the verdict
+    and the first failing test that a fresh pytest process gives it (and the reference
+    answer survives both, or check would report a problem)."""
     exercise = metadata.find("1")
 
-    fresh = mutants.check(exercise, jobs=2, progress=lambda *a: None, fresh=True)
-    warm = mutants.check(exercise, jobs=2, progress=lambda *a: None)
+    fresh = mutants.check(exercise, jobs=2, progress=lambda *a: None, fresh=True, every=3)
+    warm = mutants.check(exercise, jobs=2, progress=lambda *a: None, every=3)
 
     assert fresh.problems == [] and warm.problems == []
-    assert len(warm.mutants) > 50
+    assert len(warm.mutants) > 25
     assert verdicts(warm) == verdicts(fresh)
 
 
