@@ -5,11 +5,18 @@ run happens in a fresh fork of that process (the child runs pytest.main and exit
 waits). Nothing a run imports or changes (the learner's admin.py, Django's app registry and
 settings, the test database) outlives it, so every run sees the files as they are now. The
 exercise's files are watched with watchfiles (change events, not polling).
+
+Each run's output is kept until it ends; then, on a terminal, the screen is cleared (as
+rustlings does) and one status line (tests passing, points, the first failing task), read
+from the run's --workbook-report, comes above it.
 """
 
+import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import warnings
 
 from . import metadata
@@ -76,14 +83,23 @@ def warm_up():
             pass
 
 
-def pytest_args(exercise, extra=()):
-    return [f"exercises/{exercise.folder}", "-q", "-p", "no:cacheprovider", *extra]
+def pytest_args(exercise, extra=(), report=None, terminal=False):
+    """The run's arguments: its report for the status line, and colours that a terminal would
+    have had (the run writes to a file, which pytest would print in black and white)."""
+    args = [f"exercises/{exercise.folder}", "-q", "-p", "no:cacheprovider"]
+    if report:
+        args.append(f"--workbook-report={report}")
+    if terminal:
+        args.append("--color=yes")
+    return [*args, *extra]
 
 
-def run_once(exercise, extra=()):
-    """Run the exercise's tests in a fresh fork of this process; its exit status."""
+def run_once(exercise, extra=(), report=None, output=None, terminal=False):
+    """Run the exercise's tests in a fresh fork of this process; its exit status. With
+    `output`, the run writes there (stdout and stderr) instead of to the screen."""
     sys.stdout.flush()
     sys.stderr.flush()
+    columns = shutil.get_terminal_size().columns
     with warnings.catch_warnings():
         # watchfiles' watcher thread is native and holds no Python lock the child needs.
         warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
@@ -93,9 +109,11 @@ def run_once(exercise, extra=()):
         try:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             os.chdir(metadata.ROOT)
+            if output:
+                _write_to(output, columns)
             import pytest
 
-            code = int(pytest.main(pytest_args(exercise, extra)))
+            code = int(pytest.main(pytest_args(exercise, extra, report, terminal)))
         except KeyboardInterrupt:
             code = 2
         except BaseException:  # noqa: BLE001 - a crash of the run must not become a 2nd watcher
@@ -121,6 +139,82 @@ def run_once(exercise, extra=()):
             except ChildProcessError:
                 pass
             raise
+
+
+def _write_to(path, columns):
+    """In the child: stdout and stderr go to `path`, and pytest's rules keep the terminal's
+    width (it would take 80 columns for a file)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    os.environ["COLUMNS"] = str(columns)
+
+
+CLEAR = "\033[2J\033[H"  # erase the screen, cursor to the top left
+
+
+def status_line(exercise, report):
+    """One line on the run: tests passing, points, and the task to work on next."""
+    head = f"== workbook watch: {exercise.folder}"
+    if report is None:
+        return f"{head} | the tests could not run (see below)"
+    broken = report.get("broken", {}).get(exercise.folder)
+    if broken:
+        return f"{head} | {broken}: fix it first"
+    # Skipped: a test this database cannot run (row locks, on SQLite); it counts for nothing.
+    tests = [t for t in report["tests"]
+             if t["exercise"] == exercise.folder and t["outcome"] != "skipped"]
+    if not tests:
+        return f"{head} | no test ran (see below)"
+    passed = [t for t in tests if t["outcome"] == "passed"]
+    points = sum(t["points"] for t in passed)
+    possible = sum(t["points"] for t in tests)
+    failing = sorted(t["task"] for t in tests if t["outcome"] != "passed")
+    next_task = (f"first failing: task {failing[0]}, {exercise.tasks[failing[0] - 1]}"
+                 if failing else "every test passes")
+    return (f"{head} | {len(passed)}/{len(tests)} tests passing | {points}/{possible} points"
+            f" | {next_task}")
+
+
+def read_report(path):
+    """The run's report, or None when pytest stopped before writing it (a usage error)."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def show(exercise, report, output, terminal, stream=None):
+    """The run on screen: cleared first on a terminal (a pipe or a log keeps every run),
+    then the status line, then what the run printed."""
+    stream = stream or sys.stdout
+    stream.write(CLEAR if terminal else "\n")
+    stream.write(status_line(exercise, report) + "\n")
+    stream.write(output)
+    stream.flush()
+
+
+def run_and_show(exercise, folder, extra=()):
+    """One run whose report and output go to files in `folder`, then shown."""
+    report, output = os.path.join(folder, "report.json"), os.path.join(folder, "output.txt")
+    for path in (report, output):
+        if os.path.exists(path):
+            os.remove(path)
+    terminal = sys.stdout.isatty()
+    try:
+        run_once(exercise, extra, report=report, output=output, terminal=terminal)
+    finally:  # after Ctrl-C too: what the run printed before it stopped
+        show(exercise, read_report(report), _read(output), terminal)
+
+
+def _read(path):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
 
 
 def _saved(notify):
@@ -151,14 +245,14 @@ def watch(exercise, max_runs=None, extra=()):
     runs = 0
     try:
         # Watching starts before the first run, so that a save during a run is not missed.
-        with RustNotify([str(exercise.path)], False, False, 300, True, False) as notify:
+        with RustNotify([str(exercise.path)], False, False, 300, True, False) as notify, \
+                tempfile.TemporaryDirectory(prefix="workbook-watch-") as folder:
             while True:
                 runs += 1
-                print(f"\n== workbook watch: {exercise.folder} (Ctrl-C to stop)", flush=True)
-                run_once(exercise, extra)
+                run_and_show(exercise, folder, extra)
                 if max_runs is not None and runs >= max_runs:
                     break
-                print("== waiting for you to save a file...", flush=True)
+                print("== waiting for you to save a file (Ctrl-C to stop)...", flush=True)
                 _saved(notify)
     except KeyboardInterrupt:
         print("\nStopped watching.", flush=True)
