@@ -18,6 +18,7 @@ import signal
 import sys
 import tempfile
 import warnings
+from pathlib import Path
 
 from . import metadata
 
@@ -97,35 +98,91 @@ def pytest_args(exercise, extra=(), report=None, terminal=False):
 def run_once(exercise, extra=(), report=None, output=None, terminal=False):
     """Run the exercise's tests in a fresh fork of this process; its exit status. With
     `output`, the run writes there (stdout and stderr) instead of to the screen."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    columns = shutil.get_terminal_size().columns
-    with warnings.catch_warnings():
-        # watchfiles' watcher thread is native and holds no Python lock the child needs.
-        warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
-        pid = os.fork()
-    if pid == 0:  # the child: one pytest run, then exit without running the parent's cleanup
-        code = 3
+    return Ahead(exercise, extra, report, output, terminal).go()
+
+
+class Ahead:
+    """A run started ahead of the save, in a fork: pytest starts, sets Django up and collects
+    the tests (none of which imports the learner's admin.py or templates), then waits; go()
+    lets it import the admins and run the tests, cancel() ends it unrun. What the save
+    changed is thus all the run has left to do (`workbook bench --loop` measures it)."""
+
+    def __init__(self, exercise, extra=(), report=None, output=None, terminal=False):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        columns = shutil.get_terminal_size().columns
+        ready, self.signal = os.pipe()
+        with warnings.catch_warnings():
+            # watchfiles' watcher thread is native and holds no Python lock the child needs.
+            warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
+            self.pid = os.fork()
+        if self.pid == 0:
+            os.close(self.signal)
+            _child(exercise, extra, report, output, terminal, columns, ready)
+        os.close(ready)
+
+    def go(self):
+        """Run the tests now; their exit status."""
         try:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            os.chdir(metadata.ROOT)
-            if output:
-                _write_to(output, columns)
-            import pytest
-
-            code = int(pytest.main(pytest_args(exercise, extra, report, terminal)))
-        except KeyboardInterrupt:
-            code = 2
-        except BaseException:  # noqa: BLE001 - a crash of the run must not become a 2nd watcher
-            import traceback
-
-            traceback.print_exc()
+            os.write(self.signal, b"go")
+        except BrokenPipeError:  # the run ended before it waited (it could not start)
+            pass
         finally:
-            try:
-                sys.stdout.flush()
-                sys.stderr.flush()
-            finally:
-                os._exit(code)
+            os.close(self.signal)
+        return _wait(self.pid)
+
+    def cancel(self):
+        """End the run without running a test (it exits when its pipe closes)."""
+        os.close(self.signal)
+        return _wait(self.pid)
+
+
+class _WaitForTheSave:
+    """The child's pytest plugin: after the collection, wait until go() (or the end)."""
+
+    def __init__(self, ready):
+        self.ready = ready
+
+    def pytest_collection_finish(self, session):
+        if not os.read(self.ready, 2):  # cancel(): the watcher wants no run from this one
+            os._exit(0)
+        from . import apps
+
+        apps.discover_admins()
+
+
+def _child(exercise, extra, report, output, terminal, columns, ready):
+    """In the fork: one pytest run, then exit without running the parent's cleanup."""
+    code = 3
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        os.chdir(metadata.ROOT)
+        if output:
+            _write_to(output, columns)
+        import pytest
+
+        from . import apps
+
+        apps.defer_admins = True
+        code = int(pytest.main(pytest_args(exercise, extra, report, terminal),
+                               plugins=[_WaitForTheSave(ready)]))
+    except KeyboardInterrupt:
+        code = 2
+    except BaseException:  # noqa: BLE001 - a crash of the run must not become a 2nd watcher
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def _wait(pid):
+    """The child's exit status; on Ctrl-C (which reached it too, same process group), let it
+    finish, then stop."""
     while True:
         try:
             _, status = os.waitpid(pid, 0)
@@ -133,7 +190,6 @@ def run_once(exercise, extra=(), report=None, output=None, terminal=False):
         except ChildProcessError:
             return 3
         except KeyboardInterrupt:
-            # Ctrl-C reached the child too (same process group): let it finish, then stop.
             try:
                 os.waitpid(pid, 0)
             except ChildProcessError:
@@ -196,17 +252,34 @@ def show(exercise, report, output, terminal, stream=None):
     stream.flush()
 
 
-def run_and_show(exercise, folder, extra=()):
-    """One run whose report and output go to files in `folder`, then shown."""
-    report, output = os.path.join(folder, "report.json"), os.path.join(folder, "output.txt")
-    for path in (report, output):
+def start_run(exercise, folder, extra=(), terminal=False):
+    """A run started ahead (see Ahead) whose report and output go to files in `folder`."""
+    for path in _files(folder):
         if os.path.exists(path):
             os.remove(path)
-    terminal = sys.stdout.isatty()
+    report, output = _files(folder)
+    return Ahead(exercise, extra, report=report, output=output, terminal=terminal)
+
+
+def _files(folder):
+    return os.path.join(folder, "report.json"), os.path.join(folder, "output.txt")
+
+
+def finish_and_show(exercise, run, folder, terminal=False):
+    """Let the run go, then show it (after Ctrl-C too: what it printed before it stopped)."""
     try:
-        run_once(exercise, extra, report=report, output=output, terminal=terminal)
-    finally:  # after Ctrl-C too: what the run printed before it stopped
+        run.go()
+    finally:
+        report, output = _files(folder)
         show(exercise, read_report(report), _read(output), terminal)
+
+
+def only_learner_files(exercise, paths):
+    """Whether a save changed only what a run started ahead has not imported yet: the
+    exercise's admin.py and templates. Anything else (models.py, the tests) needs a run
+    started afresh."""
+    mine = {(exercise.path / name).resolve() for name in exercise.learner_files}
+    return all(Path(path).resolve() in mine for path in paths)
 
 
 def _read(path):
@@ -219,7 +292,7 @@ def _read(path):
 
 def _saved(notify):
     """Block until a file of the exercise changes (not Python's bytecode cache, nor an
-    editor's temporary file); changes made while a run was going count too."""
+    editor's temporary file); the paths changed. Changes made while a run was going count."""
     from watchfiles import Change, DefaultFilter
 
     relevant = DefaultFilter()
@@ -230,8 +303,9 @@ def _saved(notify):
             raise KeyboardInterrupt
         if raw in ("stop", "timeout"):
             continue
-        if any(relevant(Change(change), path) for change, path in raw):
-            return
+        changed = {path for change, path in raw if relevant(Change(change), path)}
+        if changed:
+            return changed
 
 
 DEBOUNCE_MS, STEP_MS = 400, 50
@@ -242,18 +316,27 @@ def watch(exercise, max_runs=None, extra=()):
     from watchfiles._rust_notify import RustNotify  # watchfiles' documented backend
 
     warm_up()
-    runs = 0
+    terminal = sys.stdout.isatty()
+    runs, run = 0, None
     try:
         # Watching starts before the first run, so that a save during a run is not missed.
         with RustNotify([str(exercise.path)], False, False, 300, True, False) as notify, \
                 tempfile.TemporaryDirectory(prefix="workbook-watch-") as folder:
+            run = start_run(exercise, folder, extra, terminal)
             while True:
                 runs += 1
-                run_and_show(exercise, folder, extra)
+                started, run = run, None
+                finish_and_show(exercise, started, folder, terminal)
                 if max_runs is not None and runs >= max_runs:
                     break
                 print("== waiting for you to save a file (Ctrl-C to stop)...", flush=True)
-                _saved(notify)
+                run = start_run(exercise, folder, extra, terminal)  # while you read and edit
+                if not only_learner_files(exercise, _saved(notify)):
+                    run.cancel()
+                    run = start_run(exercise, folder, extra, terminal)
     except KeyboardInterrupt:
         print("\nStopped watching.", flush=True)
+    finally:
+        if run is not None:
+            run.cancel()
     return 0

@@ -182,6 +182,43 @@ def test_a_run_is_shown_below_its_status_line_on_a_cleared_terminal(terminal):
     assert rest.endswith("first failing: task 1, " + EXERCISE.tasks[0] + "\n1 failed in 0.5s\n")
 
 
+def test_a_run_started_ahead_is_kept_only_for_the_learners_files():
+    """It has imported the exercise's models and tests, not its admin.py nor templates."""
+    folder = EXERCISE.path
+    assert watch.only_learner_files(EXERCISE, {str(folder / "admin.py")})
+    assert not watch.only_learner_files(EXERCISE, {str(folder / "admin.py"),
+                                                   str(folder / "models.py")})
+    refund_desk = metadata.find("7")
+    template = refund_desk.path / "templates/admin/refund_desk/order/mark_refunded.html"
+    assert watch.only_learner_files(refund_desk, {str(template)})
+
+
+def test_a_run_started_ahead_runs_the_admin_saved_after_it_started(copy):
+    """The run waits, after the collection, for go(); the admin.py saved meanwhile is the one
+    tested. cancel() ends a run unrun."""
+    admin = copy / "exercises" / EXERCISE.folder / "admin.py"
+    stub = admin.read_text()
+    script = (
+        "import sys, tempfile, time; from workbook import metadata, watch; "
+        "exercise = metadata.exercises()[0]; folder = tempfile.mkdtemp(); "
+        "watch.start_run(exercise, folder).cancel(); "
+        "run = watch.start_run(exercise, folder); time.sleep(3); "
+        "open(sys.argv[1], 'w').write(open(sys.argv[2]).read()); "
+        "print('exit', run.go()); print(open(folder + '/output.txt').read())"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(admin),
+             str(copy / "solutions" / EXERCISE.folder / "admin.py")],
+            cwd=copy, env=_env(), capture_output=True, text=True, timeout=180)
+    finally:
+        admin.write_text(stub)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "exit 0" in done.stdout and RESULT.search(done.stdout).group(2) == "passed", (
+        done.stdout + done.stderr)
+
+
 def test_the_loop_benchmark_has_a_row_per_exercise(tmp_path):
     """A smoke run of `workbook bench --loop` (one run of each, one save): the table's rows,
     never its timings."""
