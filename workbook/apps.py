@@ -13,12 +13,17 @@ broken_admins = {}
 broken_reasons = {}
 
 
+# `workbook watch` starts each run ahead, before the save, and imports the admins after it.
+defer_admins = False
+
+
 class WorkbookConfig(AppConfig):
     name = "workbook"
     verbose_name = "Workbook"
 
     def ready(self):
-        discover_admins()
+        if not defer_admins:
+            discover_admins()
 
 
 def discover_admins():

@@ -207,24 +207,34 @@ def measure_cold(copy, minimal, exercises, runs, progress=print):
 
 
 def _read_until(process, pattern, deadline):
-    """Lines of `process` up to the first matching `pattern`; (line, the time it arrived)."""
-    buffer = b""
-    while time.perf_counter() < deadline:
-        ready, _, _ = select.select([process.stdout], [], [], 0.05)
-        if not ready:
-            if process.poll() is not None:
-                break
-            continue
-        chunk = os.read(process.stdout.fileno(), 65536)
-        if not chunk:
-            break
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
-        for line in lines:
+    """Lines of `process` up to the first matching `pattern`; (line, the time it arrived).
+    What came after it in the same read is kept for the next call (watch prints a run's
+    output and the line after it at once)."""
+    buffer = getattr(process, "unread", b"")
+    while True:
+        *lines, rest = buffer.split(b"\n")
+        for index, line in enumerate(lines):
             text = line.decode(errors="replace")
             if pattern.search(text):
+                process.unread = b"\n".join([*lines[index + 1:], rest])
                 return text, time.perf_counter()
-    raise RuntimeError(f"`workbook watch` printed no line matching {pattern.pattern!r}")
+        buffer = rest
+        chunk = _read_some(process, deadline)
+        if not chunk:
+            raise RuntimeError(
+                f"`workbook watch` printed no line matching {pattern.pattern!r}")
+        buffer += chunk
+
+
+def _read_some(process, deadline):
+    """The next bytes `process` prints, or b"" once it has exited or the deadline passed."""
+    while time.perf_counter() < deadline:
+        ready, _, _ = select.select([process.stdout], [], [], 0.05)
+        if ready:
+            return os.read(process.stdout.fileno(), 65536)
+        if process.poll() is not None:
+            return b""
+    return b""
 
 
 def measure_watch(copy, saves, progress=print):

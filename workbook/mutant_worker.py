@@ -3,7 +3,7 @@
 A fresh `python -m pytest` per wrong answer spends 1-2 s importing pytest and Django before
 any test runs. A worker imports them once (watch.warm_up), then for each wrong answer the
 parent has written into the copy it forks a child that runs the exercise's suite on the files
-as they are now (watch.start_run), exactly the command of the fresh process, and answers the
+as they are now (watch.fork_run), exactly the command of the fresh process, and answers the
 verdict. Nothing a child imports outlives it, and the warm parent refuses to serve if it has
 imported an exercise or set Django up: then every child reads the learner's files from disk.
 PYTHONDONTWRITEBYTECODE stays on, so no compiled file of one mutant is reused by the next.
@@ -158,7 +158,7 @@ def judge(exercise, output, timeout):
     """One run of the suite in a fresh fork: the reply to the parent."""
     from . import watch
 
-    pid = watch.start_run(exercise, PYTEST_EXTRA, output=output, own_group=True)
+    pid = watch.fork_run(exercise, PYTEST_EXTRA, output=output, own_group=True)
     try:
         code = wait(pid, timeout)
     except BaseException:

@@ -3,7 +3,9 @@
 Nothing here asserts a timing: `python -m workbook bench --loop` measures them.
 """
 
+import io
 import os
+import pty
 import re
 import signal
 import subprocess
@@ -13,7 +15,7 @@ import time
 
 import pytest
 
-from workbook import loopbench, metadata
+from workbook import loopbench, metadata, watch
 
 # Ctrl-C as in a terminal: a run started in the background of a script (CI, say) inherits
 # SIGINT ignored, and Python then leaves it ignored.
@@ -76,6 +78,17 @@ def test_watch_runs_the_fixed_file_without_restarting(copy):
     assert output.count(f"== workbook watch: {EXERCISE.folder}") == 2, output
     first, second = RESULT.findall(output)
     assert first[1] == "failed" and second == (first[0], "passed"), output
+    # The status line, from each run's report, comes above the run's output.
+    tests, points = int(first[0]), EXERCISE.points
+    status = [line for line in output.splitlines() if line.startswith("== workbook watch:")]
+    assert status == [
+        f"== workbook watch: {EXERCISE.folder} | 0/{tests} tests passing | 0/{points} points"
+        f" | first failing: task 1, {EXERCISE.tasks[0]}",
+        f"== workbook watch: {EXERCISE.folder} | {tests}/{tests} tests passing | "
+        f"{points}/{points} points | every test passes",
+    ], output
+    assert output.index(status[0]) < output.index("FAILURES"), output
+    assert "\033[" not in output, "not a terminal: nothing cleared, no colours"
     assert "Warning" not in output, output  # e.g. pytest's "cannot be rewritten"
 
 
@@ -97,6 +110,113 @@ def test_watch_ignores_bytecode_and_stops_on_ctrl_c(copy):
     assert output.count("== workbook watch:") == 1, output
     assert output.rstrip().endswith("Stopped watching."), output
     assert "Traceback" not in output, output
+
+
+def test_watch_clears_the_screen_on_a_terminal(copy):
+    """On a terminal (a pty here) each run starts on a cleared screen, its status line first;
+    pytest's colours are kept though the run writes to a file."""
+    parent, child = pty.openpty()
+    watcher = subprocess.Popen(
+        [sys.executable, "-c", CONSOLE_SCRIPT, "watch", str(EXERCISE.number), "--max-runs",
+         "1"], cwd=copy, env={**_env(), "PYTHONUNBUFFERED": "1"}, stdin=subprocess.DEVNULL,
+        stdout=child, stderr=child,
+    )
+    os.close(child)
+    chunks = []
+    try:
+        while True:
+            try:
+                chunk = os.read(parent, 65536)
+            except OSError:  # the pty closed: the watcher exited
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert watcher.wait(timeout=180) == 0
+    finally:
+        watcher.kill() if watcher.poll() is None else None
+        os.close(parent)
+    output = b"".join(chunks).decode(errors="replace")
+
+    assert output.startswith(watch.CLEAR + f"== workbook watch: {EXERCISE.folder} | 0/"), output
+    assert output.count(watch.CLEAR) == 1, output
+    assert "\033[31m" in output, "pytest's red, as on a terminal"
+
+
+def report_of(*tests):
+    return {"broken": {}, "tests": [
+        {"exercise": folder, "task": task, "points": points, "outcome": outcome}
+        for folder, task, points, outcome in tests
+    ]}
+
+
+def test_the_status_line_says_where_the_run_stands():
+    """Tests and points of the exercise alone, a test this database skips left out, and the
+    lowest task with a test that does not pass."""
+    folder = EXERCISE.folder
+    report = report_of((folder, 3, 1, "passed"), (folder, 2, 4, "failed"),
+                       (folder, 4, 2, "error"), (folder, 1, 5, "skipped"),
+                       ("99_other", 1, 9, "failed"))
+    assert watch.status_line(EXERCISE, report) == (
+        f"== workbook watch: {folder} | 1/3 tests passing | 1/7 points | first failing: "
+        f"task 2, {EXERCISE.tasks[1]}")
+    assert watch.status_line(EXERCISE, report_of((folder, 1, 2, "passed"))) == (
+        f"== workbook watch: {folder} | 1/1 tests passing | 2/2 points | every test passes")
+    broken = {**report, "broken": {folder: "admin.py does not import: SyntaxError, line 3"}}
+    assert watch.status_line(EXERCISE, broken) == (
+        f"== workbook watch: {folder} | admin.py does not import: SyntaxError, line 3: fix it "
+        "first")
+    assert watch.status_line(EXERCISE, None) == (
+        f"== workbook watch: {folder} | the tests could not run (see below)")
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_a_run_is_shown_below_its_status_line_on_a_cleared_terminal(terminal):
+    shown = io.StringIO()
+
+    watch.show(EXERCISE, report_of((EXERCISE.folder, 1, 1, "failed")), "1 failed in 0.5s\n",
+               terminal, stream=shown)
+
+    first, rest = shown.getvalue().split(f"== workbook watch: {EXERCISE.folder} | 0/1", 1)
+    assert first == ("\033[2J\033[H" if terminal else "\n"), "a log keeps every run"
+    assert rest.endswith("first failing: task 1, " + EXERCISE.tasks[0] + "\n1 failed in 0.5s\n")
+
+
+def test_a_run_started_ahead_is_kept_only_for_the_learners_files():
+    """It has imported the exercise's models and tests, not its admin.py nor templates."""
+    folder = EXERCISE.path
+    assert watch.only_learner_files(EXERCISE, {str(folder / "admin.py")})
+    assert not watch.only_learner_files(EXERCISE, {str(folder / "admin.py"),
+                                                   str(folder / "models.py")})
+    refund_desk = metadata.find("7")
+    template = refund_desk.path / "templates/admin/refund_desk/order/mark_refunded.html"
+    assert watch.only_learner_files(refund_desk, {str(template)})
+
+
+def test_a_run_started_ahead_runs_the_admin_saved_after_it_started(copy):
+    """The run waits, after the collection, for go(); the admin.py saved meanwhile is the one
+    tested. cancel() ends a run unrun."""
+    admin = copy / "exercises" / EXERCISE.folder / "admin.py"
+    stub = admin.read_text()
+    script = (
+        "import sys, tempfile, time; from workbook import metadata, watch; "
+        "exercise = metadata.exercises()[0]; folder = tempfile.mkdtemp(); "
+        "watch.start_run(exercise, folder).cancel(); "
+        "run = watch.start_run(exercise, folder); time.sleep(3); "
+        "open(sys.argv[1], 'w').write(open(sys.argv[2]).read()); "
+        "print('exit', run.go()); print(open(folder + '/output.txt').read())"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(admin),
+             str(copy / "solutions" / EXERCISE.folder / "admin.py")],
+            cwd=copy, env=_env(), capture_output=True, text=True, timeout=180)
+    finally:
+        admin.write_text(stub)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "exit 0" in done.stdout and RESULT.search(done.stdout).group(2) == "passed", (
+        done.stdout + done.stderr)
 
 
 def test_the_loop_benchmark_has_a_row_per_exercise(tmp_path):
