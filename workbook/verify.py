@@ -76,17 +76,29 @@ def edited_clone(on, postgresql):
         failures += problems
         print(f"== 2/2: {NOTEBOOKS}", flush=True)
         failures += check_notebooks(copy, "")
+    # Run on the original stubs: a failure here is the workbook's, not the learner's.
+    return summary(answers, failures, postgresql, "in the workbook (not in your exercises)", (
+        f"On {braced(on)}: all {{passed}} graded tests pass on the reference answers; the lessons, "
+        "the workbook's own tests and the notebooks pass. Your exercises were not checked "
+        "here: `workbook` shows where they stand."))
+
+
+def braced(text):
+    """TEXT as it reads once str.format() has filled in a template around it."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def summary(answers, failures, postgresql, where, success):
+    """The closing lines: the problems and `verify: N passed, M failed`, or SUCCESS (with
+    {passed} and {elsewhere} filled in); the exit status."""
     graded = len(answers["tests"]) if answers else 0
     elsewhere = sum(_not_on_this_database(t, postgresql) for t in (answers or {}).get("tests", []))
     if failures:
-        # Run on the original stubs: a failure here is the workbook's, not the learner's.
-        print("\nworkbook verify found problems in the workbook (not in your exercises):")
+        print(f"\nworkbook verify found problems{' ' + where if where else ''}:")
         print("\n".join(f"  - {f}" for f in failures))
         print(f"verify: {graded - len(failures)} passed, {len(failures)} failed")
         return 1
-    print(f"\nOn {on}: all {graded - elsewhere} graded tests pass on the reference answers; "
-          "the lessons, the workbook's own tests and the notebooks pass. Your exercises "
-          "were not checked here: `workbook` shows where they stand.")
+    print("\n" + success.format(passed=graded - elsewhere, elsewhere=elsewhere))
     print(f"verify: {graded - elsewhere} passed, 0 failed")
     return 0
 
@@ -165,22 +177,12 @@ def untouched_clone(on, postgresql):
             "mutants.toml is out of date (see the survivors and problems above)"
         )
 
-    graded = len(answers["tests"]) if answers else 0
-    elsewhere = sum(_not_on_this_database(t, postgresql) for t in (answers or {}).get("tests", []))
-    if failures:
-        print("\nworkbook verify found problems:")
-        print("\n".join(f"  - {f}" for f in failures))
-        print(f"verify: {graded - len(failures)} passed, {len(failures)} failed")
-        return 1
-    print(
-        f"\nOn {on}: all {graded - elsewhere} graded tests fail on the stubs and pass on the "
-        "reference answers"
-        + (f" ({elsewhere} more need PostgreSQL and were skipped)" if elsewhere else "")
+    return summary(answers, failures, postgresql, "", (
+        f"On {braced(on)}: all {{passed}} graded tests fail on the stubs and pass on the reference "
+        "answers" + (" ({elsewhere} more need PostgreSQL and were skipped)"
+                     if not postgresql else "")
         + "; learner mode never imported solutions/; the notebooks match their outputs"
-        + ("." if postgresql else "; every suite fails at least 90 % of the wrong answers.")
-    )
-    print(f"verify: {graded - elsewhere} passed, 0 failed")
-    return 0
+        + ("." if postgresql else "; every suite fails at least 90 % of the wrong answers.")))
 
 
 # The workbook's own tests whose outcome can depend on the database: the others (grading a

@@ -108,30 +108,18 @@ def fork_run(exercise, extra=(), output=None, own_group=False):
         # watchfiles' watcher thread is native and holds no Python lock the child needs.
         warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
         pid = os.fork()
-    if pid == 0:  # the child: one pytest run, then exit without running the parent's cleanup
-        code = 3
-        try:
+    if pid == 0:  # the child
+
+        def run():
             if own_group:
                 os.setpgid(0, 0)
             if output is not None:
                 _redirect(output)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            os.chdir(metadata.ROOT)
             import pytest
 
-            code = int(pytest.main(pytest_args(exercise, extra)))
-        except KeyboardInterrupt:
-            code = 2
-        except BaseException:  # noqa: BLE001 - a crash of the run must not become a 2nd watcher
-            import traceback
+            return pytest.main(pytest_args(exercise, extra))
 
-            traceback.print_exc()
-        finally:
-            try:
-                sys.stdout.flush()
-                sys.stderr.flush()
-            finally:
-                os._exit(code)
+        _run_then_exit(run)
     if own_group:
         try:  # both sides set the group: a kill right after the fork finds it either way
             os.setpgid(pid, pid)
@@ -208,11 +196,9 @@ class _WaitForTheSave:
 
 
 def _child(exercise, extra, report, output, terminal, columns, ready):
-    """In the fork: one pytest run, then exit without running the parent's cleanup."""
-    code = 3
-    try:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        os.chdir(metadata.ROOT)
+    """In the fork: one pytest run, started ahead, that waits for the save."""
+
+    def run():
         if output:
             _write_to(output, columns)
         import pytest
@@ -220,8 +206,20 @@ def _child(exercise, extra, report, output, terminal, columns, ready):
         from . import apps
 
         apps.defer_admins = True
-        code = int(pytest.main(pytest_args(exercise, extra, report, terminal),
-                               plugins=[_WaitForTheSave(ready)]))
+        return pytest.main(pytest_args(exercise, extra, report, terminal),
+                           plugins=[_WaitForTheSave(ready)])
+
+    _run_then_exit(run)
+
+
+def _run_then_exit(run):
+    """In a forked child: RUN (a pytest run, its exit status) from the workbook's root with
+    Ctrl-C as Python's own, then exit without running the parent's cleanup."""
+    code = 3
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        os.chdir(metadata.ROOT)
+        code = int(run())
     except KeyboardInterrupt:
         code = 2
     except BaseException:  # noqa: BLE001 - a crash of the run must not become a 2nd watcher
