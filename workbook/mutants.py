@@ -436,7 +436,7 @@ def _suite_env():
     return env
 
 
-def _run(workdir, exercise, files, worker=None):
+def _run(workdir, exercise, files, worker=None, select=None):
     """Put `files` in place of the learner's, run the exercise's suite: killed or survived.
 
     WORKER, a mutant_worker.Worker started in WORKDIR, runs it in a warm fork; without one, a
@@ -448,7 +448,7 @@ def _run(workdir, exercise, files, worker=None):
         return _verdict(*worker.run())
     command = [
         sys.executable, "-m", "pytest", f"exercises/{exercise.folder}", "-q",
-        "-p", "no:cacheprovider", *mutant_worker.PYTEST_EXTRA,
+        "-p", "no:cacheprovider", *mutant_worker.PYTEST_EXTRA, *(["-k", select] if select else []),
     ]
     try:
         done = subprocess.run(command, cwd=workdir, env=_suite_env(), capture_output=True,
@@ -492,6 +492,11 @@ def check(exercise, jobs, progress=print, database=None, fresh=False, every=1):
     started = time.monotonic()
     baseline, mutants = mutants_of(exercise, problems, database)
     mutants = mutants[::every]
+    # A database's own wrong answers run only the tests that can tell them apart (each entry's
+    # `tests`, a pytest -k expression), in fresh processes: a few runs, each of those tests.
+    select = " or ".join(f"({w['tests']})" for w in config(exercise).get("wrong", [])
+                         if database and w.get("database") == database and w.get("tests"))
+    fresh = fresh or bool(select)
     equivalent = {} if database else {
         e["mutant"]: e.get("reason", "") for e in config(exercise).get("equivalent", [])
     }
@@ -503,7 +508,7 @@ def check(exercise, jobs, progress=print, database=None, fresh=False, every=1):
         def run(files):
             workdir, worker = copies.get()
             try:
-                return _run(workdir, exercise, files, worker)
+                return _run(workdir, exercise, files, worker, select)
             finally:
                 copies.put((workdir, worker))
 
