@@ -154,7 +154,7 @@ def test_a_transplant_the_suite_passes_is_a_problem(monkeypatch):
         "transplant": [{"name": "copied", "text": answer}]
     })
     monkeypatch.setattr(mutants, "python_mutants", lambda *args: [])
-    monkeypatch.setattr(mutants, "_run", lambda workdir, ex, files, worker: ("survived", ""))
+    monkeypatch.setattr(mutants, "_run", lambda workdir, ex, files, worker, select: ("survived", ""))
 
     outcome = mutants.check(exercise, jobs=1, progress=lambda *a: None)
 
