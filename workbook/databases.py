@@ -154,10 +154,17 @@ def drop_abandoned(url, prefix):
     with connect(url) as connection:
         names = [name for (name,) in connection.execute(
             "SELECT datname FROM pg_database WHERE starts_with(datname, %s)", [prefix])]
+    import psycopg
+
     for name in names:
         pid = name.removeprefix(prefix)
         if pid.isdigit() and not _running(int(pid)):
-            drop(url, name)
+            try:
+                drop(url, name)
+            except psycopg.Error:
+                # A session of another role is on it still (the server's autovacuum, say):
+                # tidying up is not this run's job, and a later run drops it.
+                pass
 
 
 def _running(pid):
