@@ -50,19 +50,25 @@ def find_results(paths):
     return found
 
 
-def load(paths):
-    """Gradings, oldest first. A results.json without a learner's name is named by its folder."""
+def load(paths, skipped=None):
+    """Gradings, oldest first. A learner is named by the folder their results.json was found
+    in, never by what the file says: a learner's file cannot take another's row. A file that
+    is not a results.json costs a line in SKIPPED (a list), never the class's report."""
     gradings = []
     for path in find_results(paths):
+        problem = ""
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError) as error:
-            raise ReportError(f"{path}: not a results.json ({error})") from None
-        if not isinstance(data, dict) or not isinstance(data.get("tests"), list):
-            raise ReportError(f"{path}: not a results.json (no list of tests)")
-        info = data.get("workbook") or {}
-        learner = str(info.get("learner") or path.resolve().parent.name)
-        graded_at = str(info.get("graded_at") or "")
+            data, problem = None, f"not a results.json ({error})"
+        problem = problem or _malformed(data)
+        if problem:
+            if skipped is None:
+                raise ReportError(f"{path}: {problem}")
+            skipped.append(f"{path}: {problem}, left out")
+            continue
+        learner = path.resolve().parent.name
+        graded_at = str((data.get("workbook") or {}).get("graded_at") or "")
         gradings.append(Grading(learner, graded_at, data, path))
     # The same grading named twice (a folder given twice, a copied artifact) counts once.
     unique = {}
@@ -71,6 +77,31 @@ def load(paths):
             grading.learner, json.dumps(grading.data, sort_keys=True))
         unique.setdefault(key, grading)
     return sorted(unique.values(), key=lambda g: (g.learner, g.graded_at))
+
+
+def _malformed(data):
+    """What makes DATA no results.json the report can read, or ''."""
+    if not isinstance(data, dict) or not isinstance(data.get("tests"), list):
+        return "not a results.json (no list of tests)"
+    if not isinstance(data.get("workbook") or {}, dict):
+        return "not a results.json (its \"workbook\" is not an object)"
+    for key in ("points", "max_points", "percentage"):
+        if not isinstance(data.get(key, 0), (int, float)) or isinstance(data.get(key), bool):
+            return f"not a results.json ({key} is not a number)"
+    for number, test in enumerate(data["tests"], start=1):
+        if not isinstance(test, dict):
+            return f"not a results.json (test {number} is not an object)"
+        if not isinstance(test.get("task_id"), int) or isinstance(test.get("task_id"), bool):
+            return f"not a results.json (test {number}'s task_id is not a number)"
+        for key in ("exercise", "status"):
+            if not isinstance(test.get(key), str):
+                return f"not a results.json (test {number}'s {key} is not text)"
+        for key in ("points", "max_points"):
+            if not isinstance(test.get(key, 0), (int, float)) or isinstance(test.get(key), bool):
+                return f"not a results.json (test {number}'s {key} is not a number)"
+        if not isinstance(test.get("message") or "", str):
+            return f"not a results.json (test {number}'s message is not text)"
+    return ""
 
 
 def first_line(message):

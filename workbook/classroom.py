@@ -4,21 +4,26 @@ A submission is a learner's clone (a folder or a git URL) or a folder of their e
 folders. Only the files a learner is meant to edit are taken from it, into a pristine copy of
 this workbook: its tests, its plugin and its settings, never the learner's. Each exercise's
 suite runs there in a process of its own, with a time limit, inside bubblewrap where the
-machine has it (no network; the instructor's workbook, the other submissions and the results
-hidden; the copy and the rest of the machine read-only; a scratch folder writable). The
-reference answers are graded first, the same way: they must pass, and they say which tests
-there are and what each is worth.
+machine has it. The sandbox is built from nothing: it sees the Python installation that grades
+(read-only), the system's programs and libraries (/usr, read-only), its graded copy at
+/workbook (read-only) and a /tmp of its own in memory, bounded; no network, no home folder,
+no /run, no other submission, no instructor file. Its memory, its processes and what it
+writes are bounded too (`Limits`). The reference answers are graded first, the same way:
+they must pass, and they say which tests there are and what each is worth.
 
 What this cannot do: code that runs inside the process that grades it can rewrite that
-process's report. Two things narrow it: a report must agree with what pytest printed before
-the process ended, and a submission whose files reach for the grading machinery is flagged
-for a human look (`scan`).
+process's report. Three things narrow it: tests that must fail, added under names nobody can
+know beforehand, must be reported failed (`Canaries`); a report must agree with what pytest
+printed before the process ended; and a submission whose files reach for the grading
+machinery is flagged for a human look (`scan`).
 """
 
 import ast
+import itertools
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -36,18 +41,49 @@ from . import gitrepo, metadata, mutants, progress
 
 MAX_FILE = 256 * 1024  # bytes: a learner file larger than this is not taken
 OUTPUT_KEPT = 64 * 1024  # bytes of each run's output kept at its start, and again at its end
+REPORT_KEPT = 16 * 2**20  # bytes: a report larger than this is no report
 CLONE_TIMEOUT = 120
 # What a graded copy leaves out: what every copy of the workbook does, and the answers.
 NOT_COPIED = shutil.ignore_patterns(*mutants.LEFT_OUT, ".github", "solutions")
 REFERENCE = "reference answers"
 STACKS_VAR = "WORKBOOK_STACKS_AFTER"  # seconds: see pytest_plugin.pytest_load_initial_conftests
 FILE_LIMIT = 256  # MiB: the largest file a suite may write (its captured output included)
+# Where the sandbox shows the graded copy, and its only writable folder.
+INSIDE = Path("/workbook")
+WRITABLE = Path("/tmp")
+# The system's programs and libraries, read-only (merged-/usr links stay links), and the few
+# files of /etc that the dynamic linker and time zones read.
+SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime")
+# Root grades too (CI does): its sandboxed runs take a uid of their own, one per run at once,
+# so that the kernel's process limit holds for them (it never holds for root).
+SANDBOX_UIDS = itertools.count()
+SANDBOX_UID_BASE = 1_900_000
+POLL_SECONDS = 0.1
 
 
-def limits(file_limit):
+@dataclass(frozen=True)
+class Limits:
+    """What one suite may use; `class grade --jobs N` uses at most N times memory + disk.
+
+    processes and address space are the kernel's (prlimit, inside the sandbox's own user);
+    memory is all the run's processes together, polled every POLL_SECONDS; disk is the size
+    of the in-memory /tmp, the only place it can write."""
+
+    memory: int = 768  # MiB, the resident memory of all its processes together
+    disk: int = 256  # MiB written, in all its files together
+    file: int = FILE_LIMIT  # MiB, the largest file
+    processes: int = 64  # processes and threads at once
+    address_space: int = 4096  # MiB, one process's
+
+
+def limits(limit, sandboxed):
     """util-linux's prlimit (a preexec_fn is not safe in a threaded grader): no core files,
-    files up to FILE_LIMIT MiB, 6 GiB of address space."""
-    return ["prlimit", "--core=0", f"--fsize={file_limit * 2**20}", f"--as={6 * 2**30}", "--"]
+    the largest file, one process's address space; the number of processes only inside a
+    sandbox's own user (outside, it would count the instructor's own processes)."""
+    return ["prlimit", "--core=0", f"--fsize={limit.file * 2**20}",
+            f"--as={limit.address_space * 2**20}",
+            *([f"--nproc={limit.processes}"] if sandboxed else []), "--"]
 
 
 class ClassError(Exception):
@@ -108,19 +144,30 @@ def read_submission(source, exercises, scratch, name=None):
         if not folder.is_dir():
             submission.problem = "no such folder"
             return submission
+    # A link anywhere below the folder named is refused: it would grade what it points to
+    # (the reference answers, another learner's clone) as this learner's.
+    if (folder / "exercises").is_symlink():
+        submission.notes.append("exercises/: a symbolic link, nothing in it taken")
+        return submission
     base = folder / "exercises" if (folder / "exercises").is_dir() else folder
-    if not any((base / e.folder).is_dir() for e in metadata.exercises()):
+    if not any((base / e.folder).is_dir() or (base / e.folder).is_symlink()
+               for e in metadata.exercises()):
         submission.problem = ("no exercise folders in it (such as exercises/01_basic_action/ "
                               "or 01_basic_action/)")
         return submission
     root = base.resolve()
     for exercise in exercises:
+        if (base / exercise.folder).is_symlink():
+            submission.notes.append(
+                f"exercises/{exercise.folder}/: a symbolic link, nothing in it taken")
+            continue
         for name in exercise.learner_files:
             path = base / exercise.folder / name
             relative = f"exercises/{exercise.folder}/{name}"
             if not os.path.lexists(path):
                 continue
-            if path.is_symlink() or not path.resolve().is_relative_to(root):
+            if any(part.is_symlink() for part in (path, *path.parents) if part.is_relative_to(
+                    base) and part != base) or not path.resolve().is_relative_to(root):
                 submission.notes.append(f"{relative}: a symbolic link, not taken")
             elif not path.is_file():
                 submission.notes.append(f"{relative}: not a regular file, not taken")
@@ -163,6 +210,19 @@ SUSPECT_MODULES = {
     "workbook": "reaches the workbook's grading machinery",
     "shutil": "copies or deletes files",
     "tempfile": "creates files outside the answer",
+    "runpy": "runs other Python files (another learner's answer)",
+    "urllib": "reaches the network",
+    "http": "reaches the network",
+    "requests": "reaches the network",
+    "ssl": "reaches the network",
+    "glob": "looks for files outside the answer",
+    "pathlib": "reads or lists files outside the answer",
+    "pkgutil": "finds and loads modules by name",
+    "zipimport": "loads modules from archives",
+    "marshal": "loads compiled code",
+    "pickle": "runs code while loading data",
+    "threading": "runs code beside the test run",
+    "django.utils.module_loading": "imports modules by name (import_string)",
 }
 SUSPECT_ATTRIBUTES = {
     ("sys", "modules"): "replaces loaded modules (the tests' or the grader's)",
@@ -192,6 +252,19 @@ SUSPECT_CALLS = {
     "__import__": "imports modules by name",
     "open": "opens files (an admin action answers with responses, not files)",
     "globals": "reaches the module's namespace as a dict",
+    "import_string": "imports modules by name",
+    "import_module": "imports modules by name",
+    "run_path": "runs another Python file",
+    "run_module": "runs another module",
+    "vars": "reaches an object's namespace as a dict",
+}
+# Methods that reach outside the answer, whatever object they are called on.
+SUSPECT_METHODS = {
+    "read_text": "reads a file", "read_bytes": "reads a file", "write_text": "writes a file",
+    "write_bytes": "writes a file", "iterdir": "lists files", "rglob": "lists files",
+    "import_module": "imports modules by name", "import_string": "imports modules by name",
+    "run_path": "runs another Python file", "run_module": "runs another module",
+    "listdir": "lists files", "scandir": "lists files", "walk": "lists files",
 }
 SUSPECT_TEXT = re.compile(
     r"results\.json|workbook[-_]report|WORKBOOK_|PYTEST_|conftest|junit", re.IGNORECASE)
@@ -232,10 +305,12 @@ def _scan_tree(relative, tree):
             else:
                 names = [a.name for a in node.names]
             for name in names:
-                top = name.split(".")[0]
-                if top in SUSPECT_MODULES:
+                parts = name.split(".")
+                suspect = next((".".join(parts[:n]) for n in range(1, len(parts) + 1)
+                                if ".".join(parts[:n]) in SUSPECT_MODULES), None)
+                if suspect:
                     flags.append(Flag(relative, node.lineno, f"import {name.rstrip('.')}",
-                                      SUSPECT_MODULES[top]))
+                                      SUSPECT_MODULES[suspect]))
                 elif name.count(".") == 1 and tuple(name.split(".")) in SUSPECT_ATTRIBUTES:
                     flags.append(Flag(relative, node.lineno, f"from {top} import "
                                       f"{name.split('.')[1]}",
@@ -252,6 +327,10 @@ def _scan_tree(relative, tree):
             if node.func.id in SUSPECT_CALLS:
                 flags.append(Flag(relative, node.lineno, f"{node.func.id}()",
                                   SUSPECT_CALLS[node.func.id]))
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr in SUSPECT_METHODS:
+                flags.append(Flag(relative, node.lineno, f".{node.func.attr}()",
+                                  SUSPECT_METHODS[node.func.attr]))
         elif isinstance(node, ast.Name) and node.id == "__builtins__":
             flags.append(Flag(relative, node.lineno, "__builtins__", "replaces built-ins"))
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
@@ -270,16 +349,78 @@ def bubblewrap():
     path = shutil.which("bwrap")
     if path is None:
         return None, "bubblewrap (bwrap) is not installed (Debian: apt-get install bubblewrap)"
-    probe = subprocess.run([path, "--unshare-all", "--ro-bind", "/", "/", "--", "true"],
+    if os.geteuid() == 0 and shutil.which("setpriv") is None:
+        return None, "grading as root needs util-linux's setpriv to drop root in the sandbox"
+    probe = subprocess.run([path, *_isolation(), *_system(), "--", "true"],
                            capture_output=True, text=True)
     if probe.returncode != 0:
         return None, f"bwrap cannot make a sandbox here: {probe.stderr.strip()}"
     return path, ""
 
 
+def _isolation():
+    """bwrap's namespaces: all of them for a user; for root, all but the user namespace
+    (in one, root stays root to the kernel's process limit) and the two capabilities that
+    setpriv needs to take the run's own uid, which it then drops with every other."""
+    base = ["--die-with-parent", "--new-session"]
+    if os.geteuid() != 0:
+        return [*base, "--unshare-all"]
+    return [*base, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+            "--unshare-cgroup-try", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+
+
+def _system():
+    """bwrap's arguments that show the system's programs and libraries, read-only."""
+    args = []
+    for name in SYSTEM:
+        path = Path(name)
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), name]
+        elif path.is_dir():
+            args += ["--ro-bind", name, name]
+    made = set()
+    for name in SYSTEM_FILES:
+        if Path(name).exists():
+            args += [*_parents(Path(name), made), "--ro-bind", name, name]
+    return args
+
+
+def python_paths():
+    """The folders of the Python installation that grades: its prefixes and the installed
+    packages on its import path (an environment's site-packages inside this workbook too),
+    never this workbook's own folder: the copy brings its workbook. A folder inside another
+    is left to it, unless it is inside this workbook, which is hidden."""
+    root = metadata.ROOT.resolve()
+    found = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(),
+             Path(sys.executable).resolve().parent}
+    prefixes = set(found)
+    for entry in sys.path:
+        # Not the current folder, nor a script's (`python -m` from ~/grading would show the
+        # submissions): installed packages only.
+        path = Path(entry).resolve() if entry else None
+        if path is not None and path.is_dir() and path != root and (
+                path.name in ("site-packages", "dist-packages")
+                or any(path.is_relative_to(prefix) for prefix in prefixes)):
+            found.add(path)
+    found = sorted(found)
+    return [p for p in found if p.is_relative_to(root)
+            or not any(p != q and p.is_relative_to(q) for q in found)]
+
+
+def _parents(path, made):
+    """bwrap's arguments that make PATH's missing parents readable by all (bwrap's own are
+    0700, which a run's uid cannot cross)."""
+    args = []
+    for parent in reversed(path.parents):
+        if parent != Path("/") and parent not in made and str(parent) not in SYSTEM:
+            made.add(parent)
+            args += ["--perms", "0755", "--dir", str(parent)]
+    return args
+
+
 @dataclass
 class Run:
-    status: str  # graded, timeout, crashed, forged
+    status: str  # graded, timeout, crashed, forged, over-limit
     seconds: float
     report: dict | None = None
     output: str = ""
@@ -289,10 +430,10 @@ class Run:
 class Grader:
     """Grades submissions in pristine copies of the workbook, in parallel."""
 
-    def __init__(self, exercises, timeout, sandbox, workdir, hidden=(), file_limit=FILE_LIMIT):
+    def __init__(self, exercises, timeout, sandbox, workdir, hidden=(), limit=Limits()):
         self.exercises = exercises
         self.timeout = timeout
-        self.file_limit = file_limit
+        self.limit = limit
         self.bwrap = sandbox  # bwrap's path, or None to run without a sandbox
         self.workdir = Path(workdir)
         self.hidden = [Path(p) for p in hidden]  # folders a submission must not see
@@ -312,61 +453,82 @@ class Grader:
             except gitrepo.GitError as error:
                 raise ClassError(f"{path} is not the stub any more, and {error}") from None
 
-    def command(self, copy, scratch, argv):
+    def command(self, copy, argv, uid=None):
+        """ARGV in a sandbox that shows COPY at /workbook, read-only, and nothing else of
+        this machine but the system and the Python installation, also read-only."""
         if self.bwrap is None:
-            return argv
-        hide = []
-        for folder in self.hidden:
-            if folder.is_dir():
-                hide += ["--tmpfs", str(folder)]
-        venv = Path(sys.prefix)
-        if venv.is_relative_to(metadata.ROOT):
-            # The instructor's workbook is hidden; only its Python environment is seen.
-            hide += ["--tmpfs", str(metadata.ROOT), "--ro-bind", str(venv), str(venv)]
-        return [
-            self.bwrap, "--die-with-parent", "--new-session", "--unshare-all",
-            "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-            *hide, "--tmpfs", str(self.workdir),
-            "--ro-bind", str(copy), str(copy), "--bind", str(scratch), str(scratch),
-            "--chdir", str(copy), "--", *argv,
+            return [*limits(self.limit, sandboxed=False), *argv]
+        # /tmp first: a Python installation may live in it (a test's environment does).
+        args, made = [self.bwrap, *_isolation(), *_system(), "--perms", "1777", "--size",
+                      str(self.limit.disk * 2**20), "--tmpfs", str(WRITABLE)], {WRITABLE}
+        hidden = [p.resolve() for p in (metadata.ROOT, *self.hidden, self.workdir)]
+        for path in python_paths():
+            args += [*_parents(path, made), "--ro-bind", str(path), str(path)]
+            # What it holds but a run must not see (this workbook and its answers, the
+            # results, the other submissions): emptied, before what is bound inside it.
+            for inside in hidden:
+                if inside.is_relative_to(path) and inside != path:
+                    args += ["--tmpfs", str(inside)]
+        args += [
+            "--dev", "/dev", "--proc", "/proc", "--ro-bind", str(copy), str(INSIDE), "--chdir", str(INSIDE), "--",
         ]
+        if os.geteuid() == 0:
+            uid = SANDBOX_UID_BASE + (next(SANDBOX_UIDS) if uid is None else uid) % 100_000
+            args += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                     "--inh-caps=-all", "--bounding-set=-all", "--"]
+        return [*args, *limits(self.limit, sandboxed=True), *argv]
 
     def run_suite(self, copy, scratch, exercise):
-        report = scratch / f"{exercise.folder}.json"
+        canaries = Canaries(copy, exercise)
+        read, write = os.pipe()
         argv = [sys.executable, "-m", "pytest", f"exercises/{exercise.folder}", "-q",
                 "--color=no", "--tb=short", "-p", "no:cacheprovider",
-                f"--workbook-report={report}"]
-        tmp = scratch / "tmp"
-        tmp.mkdir(exist_ok=True)
+                f"--workbook-report=/dev/fd/{write}"]
+        home = WRITABLE if self.bwrap else scratch
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
-            "HOME": str(scratch), "TMPDIR": "/tmp" if self.bwrap else str(tmp),
-            "PYTHONDONTWRITEBYTECODE": "1", "WORKBOOK_DB": str(scratch / "db.sqlite3"),
+            "HOME": str(home), "TMPDIR": str(home),
+            "PYTHONDONTWRITEBYTECODE": "1", "WORKBOOK_DB": str(home / "db.sqlite3"),
             # The plugin prints every thread's stack just before the time limit: where it hung.
             STACKS_VAR: str(max(self.timeout - 2, self.timeout * 0.9)),
         }
         started = time.monotonic()
-        process = subprocess.Popen(
-            [*limits(self.file_limit), *self.command(copy, scratch, argv)], cwd=copy, env=env,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        try:
+            process = subprocess.Popen(
+                self.command(copy, argv), cwd=copy, env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                pass_fds=(write,),
+            )
+        finally:
+            os.close(write)
         output = _Output(process.stdout)
+        report = _Report(read)
+        watch = _Watch(process, self.limit, sandboxed=self.bwrap is not None)
         try:
             code = process.wait(self.timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            code = None
+        watch.stop()
+        if code is None or watch.over:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # the watch killed it, and it is gone
             process.wait()
-            output.join()
-            text = output.text()
-            where = _where_it_hung(text)
-            return Run("timeout", time.monotonic() - started, output=text,
-                       detail=f"its tests did not finish in {self.timeout:g} s"
-                       + (f"; it was running {where} when stopped" if where else ""))
         output.join()
+        report.join()
+        canaries.remove()
         seconds = time.monotonic() - started
         text = output.text()
-        data = _read_report(report)
+        if watch.over:
+            return Run("over-limit", seconds, output=text,
+                       detail=f"it was stopped: {watch.over}")
+        if code is None:
+            where = _where_it_hung(text)
+            return Run("timeout", seconds, output=text,
+                       detail=f"its tests did not finish in {self.timeout:g} s"
+                       + (f"; it was running {where} when stopped" if where else ""))
+        data = report.data()
         if data is None:
             # bwrap reports its child's death by signal N as exit status 128 + N.
             number = -code if code < 0 else code - 128 if self.bwrap and code > 128 else 0
@@ -377,11 +539,11 @@ class Grader:
             why = why or f"exit status {code}"
             return Run("crashed", seconds, output=text,
                        detail=f"the test run ended without a report ({why})")
-        disagreement = _disagrees(data, text)
+        disagreement = _disagrees(data, text) or canaries.check(data)
         if disagreement:
             return Run("forged", seconds, output=text,
-                       detail=f"its report was changed after pytest finished: {disagreement}")
-        return Run("graded", seconds, report=data, output=text)
+                       detail=f"its report was changed in the grading process: {disagreement}")
+        return Run("graded", seconds, report=canaries.without(data), output=text)
 
     def grade(self, submission):
         """{results.json's content, output} for one submission."""
@@ -507,20 +669,148 @@ class _Output:
                 + bytes(self.tail).decode(errors="replace"))
 
 
+class _Report:
+    """Reads the report a run writes to its pipe (the sandbox has no folder the grader reads
+    back), at most REPORT_KEPT bytes of it."""
+
+    def __init__(self, fd):
+        self.chunks, self.size, self.too_big = [], 0, False
+        self.thread = threading.Thread(target=self._read, args=(fd,), daemon=True)
+        self.thread.start()
+
+    def _read(self, fd):
+        with os.fdopen(fd, "rb") as stream:
+            for chunk in iter(lambda: stream.read1(65536), b""):
+                self.size += len(chunk)
+                if self.size > REPORT_KEPT:
+                    self.too_big, self.chunks = True, []
+                elif not self.too_big:
+                    self.chunks.append(chunk)
+
+    def join(self):
+        self.thread.join(10)
+
+    def data(self):
+        """The report, or None: none written, too big, or not a report."""
+        if self.thread.is_alive() or self.too_big:
+            return None
+        try:
+            data = json.loads(b"".join(self.chunks))
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) and isinstance(data.get("tests"), list) else None
+
+
+class _Watch:
+    """Polls a run's processes. Over the memory limit (all of them together), at the
+    process limit, or with its /tmp full, it kills the run and says which (`over`): the
+    kernel's limits alone would leave a fork bomb or a full disk spinning until the time
+    limit, and it has none for the memory of many processes together."""
+
+    def __init__(self, process, limit, sandboxed):
+        self.process, self.limit, self.sandboxed = process, limit, sandboxed
+        self.over = ""
+        self._stopped = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self._stopped.set()
+        self.thread.join()
+
+    def _poll(self):
+        import psutil
+
+        try:
+            top = psutil.Process(self.process.pid)
+        except psutil.Error:
+            return
+        while not self._stopped.wait(POLL_SECONDS):
+            try:
+                inside = top.children(recursive=True)
+            except psutil.Error:
+                return
+            self.over = self._over([top, *inside], inside)
+            if self.over:
+                try:
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                return
+
+    def _over(self, tree, inside):
+        import psutil
+
+        memory = tasks = 0
+        for process in tree:
+            try:
+                # Proportional: the pages forked processes share count once among them.
+                memory += process.memory_full_info().pss
+                tasks += process.num_threads()
+            except psutil.Error:
+                pass
+        limit = self.limit
+        if self.sandboxed and tasks >= limit.processes:
+            return f"it reached the limit of {limit.processes} processes and threads at once"
+        if memory > limit.memory * 2**20:
+            return f"its processes used more than {limit.memory} MiB of memory together"
+        if self.sandboxed and _full(inside):
+            return f"it filled the {limit.disk} MiB it may write"
+        return ""
+
+
+def _full(inside):
+    """Whether the sandbox's /tmp, seen through one of its processes, has no room left."""
+    for process in reversed(inside):
+        try:
+            room = os.statvfs(f"/proc/{process.pid}/root{WRITABLE}")
+        except OSError:
+            continue
+        return room.f_bavail * room.f_frsize < 64 * 1024
+    return False
+
+
+class Canaries:
+    """Tests that must fail, written into the graded copy for one run under names nobody can
+    know beforehand. A report in which one passes, or that leaves one out, was rewritten
+    wholesale in the grading process (every outcome made "passed")."""
+
+    def __init__(self, copy, exercise):
+        folder = f"exercises/{exercise.folder}"
+        module = f"test_{secrets.token_hex(6)}"
+        names = [f"test_{secrets.token_hex(6)}" for _ in range(2)]
+        self.path = Path(copy) / folder / f"{module}.py"
+        self.nodeids = {f"{folder}/{module}.py::{name}" for name in names}
+        self.path.write_text("import pytest\n" + "".join(
+            f"\n\n@pytest.mark.task(1, points=1)\ndef {name}():\n"
+            f"    raise AssertionError({secrets.token_hex(6)!r})\n" for name in names))
+
+    def remove(self):
+        self.path.unlink(missing_ok=True)
+
+    def check(self, report):
+        """How the report betrays a rewrite, or ''."""
+        outcomes = {t.get("nodeid"): t.get("outcome") for t in report["tests"]
+                    if isinstance(t, dict)}
+        for nodeid in sorted(self.nodeids):
+            if nodeid not in outcomes:
+                return "a test that must fail is missing from it"
+            if outcomes[nodeid] != "failed":
+                return f"a test that must fail was reported {outcomes[nodeid]}"
+        return ""
+
+    def without(self, report):
+        """The report without the canaries: what the submission is graded on."""
+        return {**report, "tests": [t for t in report["tests"] if not (
+            isinstance(t, dict) and t.get("nodeid") in self.nodeids)]}
+
+
 def _where_it_hung(output):
     """The learner's line that the stacks printed before the time limit show, or ''."""
     stacks = output[output.rfind("(most recent call first)"):] if "(most recent call first)" in (
         output) else ""
     found = re.search(r'File "[^"]*/(exercises/[^"]+)", line (\d+)', stacks)
     return f"{found[1]}, line {found[2]}" if found else ""
-
-
-def _read_report(path):
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and isinstance(data.get("tests"), list) else None
 
 
 SUMMARY = re.compile(r"^(?:=+ )?((?:\d+ (?:failed|passed|skipped|errors?|deselected|xfailed|"
@@ -554,31 +844,53 @@ def _disagrees(report, output):
 # The command
 
 
+# What `class grade` writes in OUT besides the learners' folders: no learner may be named so.
+RESERVED = {"class.json"}
+
+
 def unique_names(submissions):
-    """Tell learners apart whatever the order they are listed in: names that collide take
-    their parents' names too (bob-workbook, carol-workbook), then a number in the order of
-    their sources. Returns what it renamed, to be said."""
+    """Tell learners apart whatever the order they are listed in: names that collide (case
+    aside: some file systems ignore it) or are reserved take their parents' names too
+    (bob-workbook, carol-workbook), then a number in the order of their sources, until every
+    name is a folder of its own. Returns what it renamed, to be said."""
     renamed = {}
+    for submission in submissions:
+        if submission.name.casefold() in RESERVED:
+            if submission.named:
+                raise ClassError(f"a learner cannot be named {submission.name!r}: "
+                                 "class grade writes a file of that name in OUT")
+            submission.name = learner_name(submission.source, 2)
+            if submission.name.casefold() in RESERVED:
+                submission.name = "learner-" + submission.name
+            renamed[submission.source] = submission.name
     for parts in (2, 3, None):
         groups = {}
         for submission in submissions:
-            groups.setdefault(submission.name, []).append(submission)
-        for name, group in groups.items():
+            groups.setdefault(submission.name.casefold(), []).append(submission)
+        for group in groups.values():
             if len(group) == 1:
                 continue
             if sum(s.named for s in group) > 1:
-                raise ClassError(f"two submissions are named {name!r}")
+                raise ClassError(f"two submissions are named {group[0].name!r}")
+            taken = {s.name.casefold() for s in submissions}
             ordered = sorted((s for s in group if not s.named), key=lambda s: s.source)
             for number, submission in enumerate(ordered, start=1):
-                submission.name = (learner_name(submission.source, parts) if parts
-                                   else f"{name}-{number}")
+                if parts:
+                    submission.name = learner_name(submission.source, parts)
+                else:
+                    # A number no other learner's name already has.
+                    base, candidate = submission.name, f"{submission.name}-{number}"
+                    while candidate.casefold() in taken:
+                        number += len(group)
+                        candidate = f"{base}-{number}"
+                    submission.name = candidate
+                taken.add(submission.name.casefold())
                 renamed[submission.source] = submission.name
-    return [f"{source} is graded as {name} (its last name is another's too)"
+    return [f"{source} is graded as {name} (its last name is another's too, or reserved)"
             for source, name in renamed.items()]
 
 
-def grade_class(sources, out, exercises, timeout, jobs, sandbox_mode, show,
-                file_limit=FILE_LIMIT):
+def grade_class(sources, out, exercises, timeout, jobs, sandbox_mode, show, limit=Limits()):
     """Grade every (name or None, source) into OUT/<learner>/results.json; returns the
     class's rows."""
     out = Path(out).resolve()
@@ -588,7 +900,7 @@ def grade_class(sources, out, exercises, timeout, jobs, sandbox_mode, show,
     show.sandbox(bwrap is not None, why_not)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="workbook-class-") as workdir:
-        grader = Grader(exercises, timeout, bwrap, workdir, hidden=[out], file_limit=file_limit)
+        grader = Grader(exercises, timeout, bwrap, workdir, hidden=[out], limit=limit)
         reading = Path(workdir) / "reading"
         reading.mkdir()
         submissions = []
@@ -643,8 +955,8 @@ class Show:
 
     def sandbox(self, on, why_not):
         if on:
-            self.console.print("Sandbox: bubblewrap (no network; the workbook read-only; "
-                               "a scratch folder writable)")
+            self.console.print("Sandbox: bubblewrap (each suite sees Python, the system and "
+                               "its graded copy, read-only, and a /tmp of its own; no network)")
         else:
             self.console.print(f"[bold red]No sandbox[/]: {why_not}. Submissions run as you, "
                                "with your files and network in reach.")

@@ -150,8 +150,9 @@ def class_grade(args):
     folder of their exercise folders (01_basic_action/admin.py, ...). Only the files a
     learner edits are taken; the tests, the plugin and the settings are this workbook's.
     Each exercise's suite runs in a process of its own with a time limit, inside bubblewrap
-    when the machine has it (no network, everything read-only but a scratch folder). The
-    reference answers are graded first and must pass. Writes OUT/<learner>/results.json
+    when the machine has it (it sees the Python installation, the system's libraries and its
+    graded copy, read-only, and a bounded /tmp; no network), with its memory, processes and
+    writes bounded. The reference answers are graded first and must pass. Writes OUT/<learner>/results.json
     (Exercism v3 with points), OUT/<learner>/output.txt and OUT/class.json. The README's
     section for instructors says what this does and does not guarantee.
     """
@@ -170,7 +171,9 @@ def class_grade(args):
     try:
         rows = classroom.grade_class(
             sources, args.out, exercises, args.timeout, args.jobs or os.cpu_count() or 1,
-            args.sandbox, classroom.Show(console), file_limit=args.file_limit)
+            args.sandbox, classroom.Show(console), classroom.Limits(
+                memory=args.memory_limit, disk=args.disk_limit, file=args.file_limit,
+                processes=args.process_limit))
     except classroom.ClassError as error:
         raise UsageError(str(error)) from None
     classroom.show_rows(console, rows)
@@ -220,11 +223,19 @@ def class_report(args):
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbook.settings")
     django.setup()
+    skipped = []
     try:
-        report = reporting.build(reporting.load(args.results), trusted=set(args.trust))
+        gradings = reporting.load(args.results, skipped)
+        if not gradings:
+            raise reporting.ReportError("no results.json could be read:\n" + "\n".join(skipped))
+        report = reporting.build(gradings, trusted=set(args.trust))
     except reporting.ReportError as error:
         raise UsageError(str(error)) from None
-    reporting.terminal(report, Console(highlight=False, width=max(100, shutil.get_terminal_size().columns)))
+    report["skipped"] = skipped
+    console = Console(highlight=False, width=max(100, shutil.get_terminal_size().columns))
+    for line in skipped:
+        console.print(line, markup=False)
+    reporting.terminal(report, console)
     if args.html:
         Path(args.html).write_text(reporting.html(report))
         print(f"Wrote {args.html}")
@@ -532,6 +543,14 @@ def build_parser():
     sub.add_argument("--file-limit", type=int, default=256, metavar="MIB",
                      help="the largest file a suite may write, its captured output included, "
                           "in MiB (default 256)")
+    sub.add_argument("--disk-limit", type=int, default=256, metavar="MIB",
+                     help="what a suite may write in all, in MiB: its /tmp, in memory "
+                          "(default 256; in the sandbox only)")
+    sub.add_argument("--memory-limit", type=int, default=768, metavar="MIB",
+                     help="the memory of a suite's processes together, in MiB (default 768)")
+    sub.add_argument("--process-limit", type=int, default=64, metavar="N",
+                     help="a suite's processes and threads at once (default 64; in the "
+                          "sandbox only)")
     sub.add_argument("--sandbox", choices=("auto", "required", "off"), default="auto",
                      help="bubblewrap: when available (auto, the default), always (required: "
                           "stop without it) or never (off)")

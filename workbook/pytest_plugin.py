@@ -330,7 +330,13 @@ def pytest_sessionfinish(session, exitstatus):
             "broken": _broken_exercises(),
             "tests": [asdict(r) for key, r in results.items() if key != "__leak__"],
         }
-        Path(path).write_text(json.dumps(payload, indent=2))
+        if path.startswith("/dev/fd/"):
+            # class grade's pipe: written through the descriptor it passed, which a sandboxed
+            # run's own uid may not open again by name.
+            with os.fdopen(int(path.removeprefix("/dev/fd/")), "w") as stream:
+                stream.write(json.dumps(payload, indent=2))
+        else:
+            Path(path).write_text(json.dumps(payload, indent=2))
 
 
 def _broken_exercises():

@@ -6,6 +6,7 @@ results, as an instructor would.
 """
 
 import json
+import os
 import re
 import shutil
 import socket
@@ -136,8 +137,111 @@ def pytest_runtest_makereport(item, call):
 '''
 
 
+# Forgers of their own score from inside the graded process, each by a route the grader's
+# checks must catch whatever the scan sees: every outcome rewritten.
+IMPORT_STRING_FORGER = '''from django.utils.module_loading import import_string
+_report = import_string("_pytest.reports.TestReport")
+_made = _report.from_item_and_call.__func__
+def _passed(cls, item, call):
+    report = _made(cls, item, call)
+    report.outcome, report.longrepr = "passed", None
+    return report
+_report.from_item_and_call = classmethod(_passed)
+'''
+RUNTEST_FORGER = '''__import__("_pytest.python", fromlist=["Function"]).Function.runtest = (
+    lambda self: None)
+'''
+JSON_FORGER = '''import json as _json
+_dumps = _json.dumps
+def _all_passed(data, **options):
+    if isinstance(data, dict) and isinstance(data.get("tests"), list):
+        data = {**data, "tests": [{**t, "outcome": "passed", "message": ""} for t in data["tests"]]}
+    return _dumps(data, **options)
+_json.dumps = _all_passed
+'''
+FORK_BOMB = '''import os
+for _ in range(100_000):
+    try:
+        os.fork()
+    except OSError:
+        pass
+'''
+MEMORY_FILLER = '''_held = []
+while True:
+    _held.append(b"x" * 50_000_000)
+'''
+# Files of 1 MiB (under the file limit), until the disk limit; then it waits to be stopped.
+DISK_FILLER = '''import itertools, time
+try:
+    for _number in itertools.count():
+        with open(f"/tmp/filler-{_number}", "wb") as _file:
+            _file.write(b"x" * 2**20)
+except OSError:
+    time.sleep(3600)
+'''
+
+
+def snooper(paths, socket_path):
+    """Code that reads whatever of PATHS it can (printed: what reaches the output), takes
+    any answer it finds as its own, and sends what it found down a Unix socket."""
+    return f'''
+import socket as _socket
+from django.contrib import admin as _admin
+_found = []
+for _path in {paths!r}:
+    try:
+        with open(_path) as _file:
+            _text = _file.read()
+    except OSError:
+        continue
+    _found.append(_text)
+    print("FOUND", _path, _text)
+    if "def " in _text:  # an answer: unregister the stub's admins, take the answer's
+        for _model, _model_admin in list(_admin.site._registry.items()):
+            if type(_model_admin).__module__ == __name__:
+                _admin.site.unregister(_model)
+        exec(_text, globals())
+try:
+    _sender = _socket.socket(_socket.AF_UNIX)
+    _sender.connect({str(socket_path)!r})
+    _sender.sendall(repr(_found).encode() or b"connected")
+    _sender.close()
+except OSError:
+    pass
+'''
+
+
+class UnixListener(Listener):
+    """A Unix socket with a path (what --unshare-net does not stop), in the instructor's home."""
+
+    def __init__(self, path):
+        self.server = socket.socket(socket.AF_UNIX)
+        self.server.bind(str(path))
+        self.server.listen()
+        self.server.settimeout(0.2)
+        self.connections = 0
+        self.running = True
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
+def instructor_home():
+    """Files of the instructor's, outside the workbook and outside /tmp, where the original
+    attacks found them: a private file, a Unix socket, another learner's answer."""
+    home = Path.home() / f".workbook-test-class-{os.getpid()}"
+    home.mkdir(mode=0o700)
+    secret = home / "secret.txt"
+    secret.write_text(f"private-{os.getpid()}-{time.time_ns()}")
+    secret.chmod(0o600)
+    listener = UnixListener(home / "agent.sock")
+    yield {"home": home, "secret": secret, "listener": listener}
+    listener.close()
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, instructor_home):
     """The synthetic class, graded: {learner: results.json}, plus what the tests need."""
     root = tmp_path_factory.mktemp("class")
     template = root / "template"
@@ -170,7 +274,28 @@ try:
 except OSError:
     pass
 ''')
+    home = instructor_home["home"]
+    other = folder_submission(home, "other-learner", solved)
+    snooping = stub(ONE) + snooper(
+        [str(instructor_home["secret"]), f"{other}/{EXERCISES[0].folder}/admin.py",
+         str(metadata.ROOT / "solutions" / EXERCISES[0].folder / "admin.py"),
+         str(Path(sys.prefix) / ".." / "solutions" / EXERCISES[0].folder / "admin.py")],
+        home / "agent.sock")
     sources = [
+        other,
+        folder_submission(root, "snoops", {ONE: snooping}),
+        folder_submission(root, "forges-by-import-string", {ONE: prepended(
+            stub(ONE), IMPORT_STRING_FORGER)}),
+        folder_submission(root, "forges-runtest", {ONE: prepended(stub(ONE), RUNTEST_FORGER)}),
+        folder_submission(root, "forges-json", {ONE: prepended(stub(ONE), JSON_FORGER)}),
+        folder_submission(root, "fork-bomb", {ONE: prepended(stub(ONE), FORK_BOMB),
+                                              TWO: answer(TWO)}),
+        folder_submission(root, "fills-memory", {ONE: prepended(stub(ONE), MEMORY_FILLER),
+                                                 TWO: answer(TWO)}),
+        folder_submission(root, "fills-disk", {ONE: prepended(stub(ONE), DISK_FILLER),
+                                               TWO: answer(TWO)}),
+        folder_submission(root, "links-exercises", {}),
+        folder_submission(root, "links-an-exercise", {}),
         folder_submission(root, "solved-folder", solved),
         str(clone_submission(template, root, "solved-clone", solved)),
         folder_submission(root, "solved-crlf", {p: t.replace("\n", "\r\n").encode()
@@ -210,6 +335,23 @@ except OSError:
     for name in ("empty-folders",):
         for exercise in EXERCISES:
             (root / name / exercise.folder).mkdir(parents=True, exist_ok=True)
+    # The README's own layout makes ../../solutions a path to the answers; and an absolute
+    # one, committed in a clone.
+    for name in ("links-exercises", "links-an-exercise"):
+        (root / name).mkdir()
+    (root / "links-exercises" / "exercises").symlink_to(metadata.ROOT / "solutions")
+    (root / "links-an-exercise" / EXERCISES[0].folder).symlink_to(
+        metadata.ROOT / "solutions" / EXERCISES[0].folder)
+    linked = clone_submission(template, root, "links-in-git", {})
+    shutil.rmtree(linked / "exercises" / EXERCISES[0].folder)
+    (linked / "exercises" / EXERCISES[0].folder).symlink_to(
+        metadata.ROOT / "solutions" / EXERCISES[0].folder)
+    subprocess.run(["git", "-C", str(linked), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(linked), *IDENTITY, "commit", "-qm", "linked"], check=True)
+    sources.append(linked.as_uri())
+    # A repository whose name is the file class grade writes beside the learners' folders.
+    shutil.copytree(root / "solved-folder", root / "class.json")
+    sources.append(str(root / "class.json"))
     link = root / "links-the-answer" / EXERCISES[0].folder / "admin.py"
     link.parent.mkdir(parents=True)
     link.symlink_to(metadata.ROOT / "solutions" / EXERCISES[0].folder / "admin.py")
@@ -230,6 +372,7 @@ except OSError:
                     "--sandbox", "required", "--file-limit", str(FILE_LIMIT))
     seconds = time.monotonic() - started
     listener.close()
+    instructor_home["listener"].close()
     # Exit status 1: some submissions could not be read; all the others were graded.
     assert done.returncode == 1, done.stdout + done.stderr
     assert "2 submissions could not be read: " in done.stdout
@@ -371,23 +514,71 @@ def test_a_crash_is_said_and_graded_as_nothing(graded):
     assert {"import signal", "os.kill"} <= flagged(results)
 
 
-def test_a_report_rewritten_after_pytest_finished_counts_for_nothing_and_is_flagged(graded):
-    """The attack this issue reproduced: an atexit hook rewrote the JSON to full marks."""
+def test_a_report_cannot_be_rewritten_after_pytest_finished(graded):
+    """An atexit hook once rewrote the report's file to full marks: the report is now a pipe
+    the grader reads, with no file to open again."""
     results = graded["results"]["forges-report"]
     one = EXERCISES[0].folder
-    assert runs(results)[one] == "forged"
+    assert runs(results)[one] == "graded"
     assert nothing(results, one)
-    assert "changed after pytest finished" in results["message"]
     assert {"import atexit", "sys.argv", "open()"} <= flagged(results)
 
 
-def test_code_that_patches_pytest_in_process_is_flagged_for_a_human(graded):
-    """What no in-process grader can stop: the report agrees with pytest, which was patched.
-    The flag is what an instructor sees."""
-    results = graded["results"]["patches-pytest"]
-    assert "import _pytest.reports" in flagged(results)
-    assert any(f["file"] == f"exercises/{EXERCISES[0].folder}/admin.py"
+@pytest.mark.parametrize("name", ["patches-pytest", "forges-by-import-string",
+                                  "forges-runtest", "forges-json"])
+def test_outcomes_rewritten_in_the_graded_process_are_caught(graded, name):
+    """Every outcome made "passed" from inside pytest's own process (its report then agrees
+    with what pytest printed): the tests that must fail, added under unknown names, pass too."""
+    results = graded["results"][name]
+    one = EXERCISES[0].folder
+    assert runs(results)[one] == "forged", results["workbook"]["runs"]
+    assert nothing(results, one)
+    assert results["status"] == "error"
+    assert "changed in the grading process" in results["message"]
+
+
+@pytest.mark.parametrize("name, flag", [
+    ("patches-pytest", "import _pytest.reports"),
+    ("forges-by-import-string", "import django.utils.module_loading"),
+    ("forges-runtest", "__import__()"),
+    ("snoops", "open()"),
+])
+def test_reaching_for_the_grading_machinery_is_flagged(graded, name, flag):
+    results = graded["results"][name]
+    assert flag in flagged(results), flagged(results)
+    assert all(f["file"] == f"exercises/{EXERCISES[0].folder}/admin.py"
                for f in results["workbook"]["flags"])
+
+
+def test_a_submission_sees_no_file_of_the_instructor_s_nor_another_learner_s(
+        graded, instructor_home):
+    """The attacks that once worked: a private file in the instructor's home, another
+    learner's answer on disk, the reference answers; a Unix socket in the home."""
+    results = graded["results"]["snoops"]
+    assert nothing(results, EXERCISES[0].folder)
+    secret = instructor_home["secret"].read_text()
+    everything = "".join(path.read_text(errors="replace") for path in graded["out"].rglob("*")
+                         if path.is_file())
+    assert secret not in everything
+    assert "FOUND" not in (graded["out"] / "snoops" / "output.txt").read_text()
+    assert instructor_home["listener"].connections == 0
+    assert full(graded["results"]["other-learner"], EXERCISES[0].folder)
+
+
+@pytest.mark.parametrize("name, limit", [
+    ("fork-bomb", "the limit of 64 processes and threads at once"),
+    ("fills-memory", "more than 768 MiB of memory together"),
+    ("fills-disk", "filled the 256 MiB it may write"),
+])
+def test_a_run_over_a_limit_is_stopped_and_names_it(graded, name, limit):
+    """Stopped at once, not at the time limit; the other exercise is graded as usual."""
+    results = graded["results"][name]
+    one, two = (e.folder for e in EXERCISES)
+    assert runs(results) == {one: "over-limit", two: "graded"}
+    assert limit in results["workbook"]["runs"][one]["detail"]
+    assert results["workbook"]["runs"][one]["seconds"] < TIMEOUT / 2
+    assert nothing(results, one) and full(results, two)
+    assert limit in results["message"]
 
 
 def test_a_submission_cannot_write_outside_its_scratch_folder(graded):
@@ -406,10 +597,38 @@ def test_a_submission_has_no_network(graded):
     assert "import socket" in flagged(graded["results"]["calls-out"])
 
 
-def test_a_symbolic_link_is_not_followed(graded):
-    results = graded["results"]["links-the-answer"]
+@pytest.mark.parametrize("name, where", [
+    ("links-the-answer", f"exercises/{EXERCISES[0].folder}/admin.py"),
+    ("links-exercises", "exercises/"),
+    ("links-an-exercise", f"exercises/{EXERCISES[0].folder}/"),
+    ("links-in-git", f"exercises/{EXERCISES[0].folder}/"),
+])
+def test_a_symbolic_link_is_not_followed(graded, name, where):
+    """Anywhere between the submission and a file: it would grade the answers it points to."""
+    results = graded["results"][name]
     assert results["points"] == 0
-    assert any("symbolic link" in note for note in results["workbook"]["not_taken"])
+    assert any(note.startswith(f"{where}: a symbolic link") for note in
+               results["workbook"]["not_taken"]), results["workbook"]["not_taken"]
+
+
+def test_learners_get_unique_names_and_none_is_reserved(graded):
+    """A repository named class.json is graded under another name; class.json stays the
+    class's file."""
+    renamed = [name for name in graded["results"] if name.endswith("-class.json")]
+    assert len(renamed) == 1 and full(graded["results"][renamed[0]], EXERCISES[0].folder)
+    assert (graded["out"] / "class.json").is_file()
+    assert len({name.casefold() for name in graded["results"]}) == len(graded["results"])
+
+
+def test_unique_names_never_give_two_learners_one_name():
+    """The last resort, a number, skips the names other learners already have."""
+    submissions = [classroom.Submission("x", "/a/x"), classroom.Submission("x", "/b/a/x"),
+                   classroom.Submission("a-x-1", "/c/a-x-1"), classroom.Submission("X", "/a/X")]
+    classroom.unique_names(submissions)
+    names = [s.name.casefold() for s in submissions]
+    assert len(set(names)) == len(names), names
+    with pytest.raises(classroom.ClassError, match="cannot be named 'class.json'"):
+        classroom.unique_names([classroom.Submission("class.json", "x", named=True)])
 
 
 def test_the_terminal_table_lists_every_learner(graded):
@@ -434,7 +653,8 @@ def reported(graded, tmp_path_factory):
         (earlier / learner).mkdir(parents=True)
         (earlier / learner / "results.json").write_text(json.dumps(data))
     # A results.json from a learner's own CI run: every byte of it is theirs.
-    (root / "artifact").mkdir()
+    # Named by its folder (its learner's name is what the instructor downloaded it as).
+    (root / "<b>mallory").mkdir()
     artifact = {
         "version": 3, "status": "fail", "message": "<script>alert('message')</script>",
         "points": 1, "max_points": 2, "percentage": 50.0,
@@ -443,15 +663,16 @@ def reported(graded, tmp_path_factory):
         "tests": [{"name": "t", "status": "fail", "message": "<img src=x onerror=alert(1)>",
                    "task_id": 1, "exercise": EXERCISES[0].folder, "points": 1,
                    "max_points": 2}],
-        "workbook": {"learner": "<b>mallory</b>", "graded_at": "2026-01-02T00:00:00+00:00",
+        # It claims another learner's name, graded after the class: it must not take her row.
+        "workbook": {"learner": "dana", "graded_at": "2099-01-02T00:00:00+00:00",
                      "flags": [{"file": "<i>f</i>", "line": 1, "what": "<u>w</u>",
                                 "why": "<s>y</s>"}]},
     }
-    (root / "artifact" / "results.json").write_text(json.dumps(artifact))
+    (root / "<b>mallory" / "results.json").write_text(json.dumps(artifact))
     page = root / "report.html"
     # The class's folder twice: the same gradings count once (nobody is stuck for it).
     done = workbook("class", "report", str(graded["out"]), str(graded["out"]), str(earlier),
-                    str(root / "artifact"), "--html", str(page), "--trust", "<b>mallory</b>")
+                    str(root / "<b>mallory"), "--html", str(page), "--trust", "<b>mallory")
     assert done.returncode == 0, done.stdout + done.stderr
     return {"stdout": done.stdout, "html": page.read_text(), "page": page, "artifact": artifact}
 
@@ -479,12 +700,40 @@ def test_the_report_sends_trouble_and_flags_to_a_human(graded, reported):
     html = reported["html"]
     assert "timeout" in _look(html, "hangs-on-import")
     assert "crashed" in _look(html, "crashes")
-    assert "forged" in _look(html, "forges-report")
+    assert "forged" in _look(html, "forges-json")
     assert "import _pytest.reports" in _look(html, "patches-pytest")
     assert "symbolic link" in _look(html, "links-the-answer")
     assert "git clone failed" in _look(html, "no-such-repo")
     for name in ("solved-folder", "solved-clone", "half-02-only", "untouched"):
         assert _look(html, name) == "", name
+
+
+def test_a_learner_is_named_by_where_their_file_was_found(graded, reported):
+    """The artifact says it is dana's, graded after the class: it has its own row, and
+    dana's row keeps her points."""
+    html = reported["html"]
+    dana = graded["results"]["dana"]
+    assert f"{dana['points']}/{dana['max_points']}" in _row(html, "dana")
+    assert "1/2" in _row(html, "&lt;b&gt;mallory")
+
+
+def test_a_malformed_results_json_costs_one_line_not_the_report(graded, tmp_path):
+    bad = {"task-id-text": {"tests": [{"name": "t", "status": "fail", "task_id": "one",
+                                       "exercise": EXERCISES[0].folder}]},
+           "test-not-object": {"tests": ["passed"]},
+           "not-json": None}
+    for name, data in bad.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text("{" if data is None else json.dumps(data))
+    page = tmp_path / "report.html"
+    done = workbook("class", "report", str(graded["out"]), str(tmp_path), "--html", str(page))
+    assert done.returncode == 0, done.stdout + done.stderr
+    said = " ".join(done.stdout.split())
+    assert "test 1's task_id is not a number), left out" in said
+    assert "test 1 is not an object), left out" in said
+    assert "not-json/results.json: not a results.json" in said
+    assert "solved-folder" in said
+    assert page.read_text().count("left out</li>") == 3
 
 
 def test_the_report_finds_who_is_stuck(reported):
@@ -525,7 +774,7 @@ def test_the_report_is_self_contained_and_escapes_what_learners_wrote(reported):
     for text in ("<b>mallory", "<script>alert", "<img src=x", "<i>f</i>", "<u>w</u>",
                  "<s>y</s>"):
         assert text not in html
-    assert "&lt;b&gt;mallory&lt;/b&gt;" in html and "&lt;img src=x" in html
+    assert "&lt;b&gt;mallory" in html and "&lt;img src=x" in html
     assert "<script" not in html
     assert "<svg" in html
 
@@ -540,6 +789,34 @@ def test_the_reference_answers_and_the_worked_example_raise_no_flag():
                for path in (metadata.ROOT / "lessons" / "lending").rglob("*.py")
                if not path.name.startswith("test_")}
     assert example and classroom.scan(example) == []
+
+
+def test_the_workbook_stays_hidden_however_the_grader_is_started(tmp_path):
+    """Attack 3: `class grade` through the console script of an environment outside the
+    workbook (its packages and the workbook on the import path, as an editable install puts
+    them): the reference answers must still be out of a submission's reach."""
+    import site
+
+    env = tmp_path / "env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    packages = next((env / "lib").glob("python3*/site-packages"))
+    (packages / "workbook.pth").write_text(
+        f"{metadata.ROOT}\n{site.getsitepackages()[0]}\n")
+    answers = metadata.ROOT / "solutions" / EXERCISES[0].folder / "admin.py"
+    submission = folder_submission(tmp_path, "snoops", {ONE: stub(ONE) + snooper(
+        [str(answers)], tmp_path / "none.sock")})
+    done = subprocess.run(
+        [str(env / "bin" / "python"), "-c", CONSOLE_SCRIPT, "class", "grade", submission,
+         "--out", str(tmp_path / "out"), "--exercises", "1", "--timeout", str(TIMEOUT),
+         "--sandbox", "required"],
+        cwd=tmp_path, env={k: v for k, v in os.environ.items()
+                           if k not in ("WORKBOOK_SOLUTIONS", "DATABASE_URL", "VIRTUAL_ENV")},
+        capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads((tmp_path / "out" / "snoops" / "results.json").read_text())
+    assert results["workbook"]["runs"][EXERCISES[0].folder]["status"] == "graded"
+    assert nothing(results, EXERCISES[0].folder)
+    assert "FOUND" not in (tmp_path / "out" / "snoops" / "output.txt").read_text()
 
 
 def test_without_bubblewrap_required_means_stop(tmp_path):
