@@ -174,10 +174,11 @@ def counting_queries(show=True):
     began = not connection.get_autocommit()  # a transaction already open began before
 
     def record(execute, sql, params, many, context):
-        # SQLite's BEGIN is a statement Django runs; psycopg sends PostgreSQL's itself, before
-        # the first statement once autocommit is off. Listed where each reaches the database.
+        # SQLite's BEGIN IMMEDIATE is a statement Django runs; psycopg sends PostgreSQL's
+        # BEGIN itself, before the first statement once autocommit is off. Listed where each
+        # reaches the database.
         nonlocal began
-        if sql == "BEGIN":
+        if sql.startswith("BEGIN"):
             began = True
         elif connection.get_autocommit():
             began = False

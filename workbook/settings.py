@@ -73,9 +73,14 @@ _SQLITE = {
         # and readers no longer block writers (without it every other save fails with
         # "database is locked" after 5 s). The mode is kept in the file itself; an
         # in-memory database (the tests, the notebooks) stays "memory".
-        # (transaction_mode stays Django's default: "IMMEDIATE" would change the SQL
-        # that the notebooks and lessons show, BEGIN becoming BEGIN IMMEDIATE.)
         "init_command": "PRAGMA journal_mode=WAL",
+        # SQLite locks the whole database, not rows: a transaction opened with a plain
+        # BEGIN that reads, then writes, fails with "database is locked" when another
+        # wrote first (three clerks refunding at once got two 500s). BEGIN IMMEDIATE takes
+        # the write lock at the start: the others wait for it, up to `timeout` seconds,
+        # then see what it committed, as they would behind PostgreSQL's row locks.
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
     },
 }
 

@@ -250,6 +250,66 @@ def test_serve_runs_a_task_worker_that_does_a_queued_refund(demo_env, tmp_path):
     assert output.count("Subject: Order RD-") == before["paid"], "a mail per refunded order"
 
 
+def test_three_clerks_confirming_the_same_refund_at_once_refund_each_order_once(
+        demo_env, tmp_path):
+    """Three clerks press "Refund them" on the same ten orders at the same moment, on
+    whatever database serve runs (SQLite by default: it once answered two of them with HTTP
+    500, "database is locked"). Each gets a page; each order is refunded and mailed once."""
+    import threading
+    import urllib.error
+
+    env, _ = demo_env
+    port = free_port()
+    log = tmp_path / "serve.log"
+    server = subprocess.Popen(
+        [sys.executable, "-c", CONSOLE_SCRIPT, "serve", "--solutions", "--port", str(port)],
+        env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        changelist = f"{base}/admin/refund_desk/order/"
+        clerks = [log_in(server, base, "editor", "editor") for _ in range(3)]
+        ids = [str(pk) for (pk,) in query(
+            env, "SELECT id FROM refund_desk_order WHERE status = 'paid' ORDER BY id LIMIT 10")]
+        assert len(ids) == 10
+        pressed = []
+        for browser in clerks:
+            page = browser.open(changelist).read().decode()
+            page = post(browser, changelist, page, {
+                "action": "mark_refunded", "index": "0", "_selected_action": ids})
+            form = form_with_button(SimpleNamespace(content=page.encode()), "apply")
+            assert form, "the refund page, with its form"
+            pressed.append((browser, page, {**post_data(form["fields"]), "reason": "late",
+                                             "note": "Sorry!", "apply": "yes"}))
+        together, answers = threading.Barrier(3), {}
+
+        def confirm(number, browser, page, fields):
+            together.wait()
+            try:
+                answers[number] = (200, post(browser, changelist, page, fields))
+            except urllib.error.HTTPError as error:
+                answers[number] = (error.code, error.read().decode(errors="replace")[:300])
+
+        threads = [threading.Thread(target=confirm, args=(n, *clerk))
+                   for n, clerk in enumerate(pressed)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        codes = sorted(code for code, _ in answers.values())
+        assert codes == [200, 200, 200], f"the three clerks were answered {answers}"
+        refunded = query(env, "SELECT COUNT(*) FROM refund_desk_order WHERE status = "
+                              f"'refunded' AND id IN ({', '.join(ids)})")
+        assert refunded == [(10,)]
+        said = [re.sub(r"\s+", " ", page) for _, page in answers.values()]
+        assert sum("10 orders were refunded" in text for text in said) == 1, said
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        server.wait(timeout=30)
+    mails = re.findall(r"Subject: Order (RD-\S+)", log.read_text())
+    assert len(mails) == len(set(mails)) == 10, f"each order mailed once: {sorted(mails)}"
+
+
 def test_serve_on_a_postgresql_server_that_does_not_answer_says_so_in_one_line(tmp_path):
     url = f"postgres://workbook:secret@127.0.0.1:{free_port()}/workbook"
 
