@@ -444,6 +444,12 @@ class Grader:
     def _make_template(self):
         """The workbook as a learner gets it: untouched stubs, no answers, no history."""
         shutil.copytree(metadata.ROOT, self.template, ignore=NOT_COPIED)
+        # Readable by the sandbox's own uid, whatever the instructor's umask made them.
+        for folder, _, files in os.walk(self.template):
+            os.chmod(folder, 0o755)
+            for name in files:
+                path = os.path.join(folder, name)
+                os.chmod(path, os.stat(path).st_mode | 0o444)
         for path in gitrepo.stub_blobs():
             target = self.template / path
             if gitrepo.is_stub(path, target.read_bytes()):
