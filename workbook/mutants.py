@@ -3,7 +3,8 @@
 A suite is only as good as the wrong answers it fails. For each exercise this makes wrong
 answers out of the reference answer, changing only the code a learner writes (the lines the
 answer has and the stub has not): a statement dropped, a message level changed, a queryset
-filter, ordering, iterator() or transaction removed, a permission dropped, a singular message
+filter, ordering, iterator() or transaction removed, an action's queryset widened to the
+whole table, a permission dropped, a singular message
 replaced by the plural, a condition negated, a template line dropped, and more. The
 hand-written wrong answers of `solutions/<folder>/mutants.toml` join them. Each one is put
 in place of the learner's files in a temporary copy of the workbook, and the exercise's suite
@@ -213,6 +214,15 @@ def _node_changes(node, lines):
                 yield "drop-element", f"{_short(element)} from {_short(node)}", (
                     lambda n, index=index: n.elts.pop(index)
                 )
+    if isinstance(node, ast.FunctionDef) and _touches(node, lines):
+        names = [a.arg for a in node.args.args]
+        if "queryset" in names[1:]:
+            # An action written over the model's whole table, not the rows it was given.
+            owner = names[0]
+            yield "widen", f"queryset -> {owner}.model._default_manager.all()", (
+                lambda n, owner=owner: n.body.insert(_after_docstring(n), ast.parse(
+                    f"queryset = {owner}.model._default_manager.all()").body[0])
+            )
     if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
         for index, decorator in enumerate(node.decorator_list):
             if not _touches(decorator, lines):
@@ -220,6 +230,14 @@ def _node_changes(node, lines):
             yield "drop-decorator", f"@{_short(decorator)}", (
                 lambda n, index=index: n.decorator_list.pop(index)
             )
+
+
+def _after_docstring(function):
+    """Where a statement goes first in FUNCTION's body: after its docstring, if any."""
+    first = function.body[0]
+    docstring = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and (
+        isinstance(first.value.value, str))
+    return 1 if docstring else 0
 
 
 def _unchain(call):
@@ -259,7 +277,7 @@ def python_mutants(answer, lines, name):
             mutated = copy.deepcopy(tree)
             change(list(ast.walk(mutated))[position])
             where = scope.get(id(target)) or "module"
-            if kind == "drop-decorator":
+            if kind in ("drop-decorator", "widen"):
                 where = f"{where}.{node.name}".lstrip(".")
             try:
                 source = ast.unparse(ast.fix_missing_locations(mutated))

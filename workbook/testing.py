@@ -57,6 +57,12 @@ _RAISED_ADVICE = {
         "page. Look for such rows before you ask, and still catch it where you delete, "
         "telling the user with an ERROR message."
     ),
+    "MultipleObjectsReturned": (
+        "get() found more rows than one: the queryset it ran on holds more than you think. "
+        "An action's queryset holds the rows the user chose (on a change page, the one the "
+        "page shows); a query that starts from the model's manager runs over the whole "
+        "table, whatever the user chose. Which queryset does that line start from?"
+    ),
     "FieldError": (
         "A queryset names a field or lookup the model does not have: compare the names at "
         "that line with the model in models.py."
@@ -846,6 +852,37 @@ class Clerk(threading.Thread):
             return f"{self.name}: {type(self.error).__name__}: {str(self.error).strip()}"
         status = getattr(self.answer, "status_code", self.answer)
         return f"{self.name}: answered {status}"
+
+
+@contextlib.contextmanager
+def query_parameters_limited(limit):
+    """SQLite's limit on one statement's parameters lowered to LIMIT on every connection, the
+    open ones and those opened meanwhile (a worker reconnects between tasks), as a build with
+    a smaller SQLITE_MAX_VARIABLE_NUMBER has it. Other databases are left as they are."""
+    import sqlite3
+
+    from django.db import connections
+    from django.db.backends.signals import connection_created
+
+    variables = sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER
+    before = {}
+
+    def lower(sender=None, connection=None, **kwargs):
+        if connection.vendor == "sqlite" and connection.connection is not None:
+            before.setdefault(id(connection.connection), (
+                connection.connection, connection.connection.getlimit(variables)))
+            connection.connection.setlimit(variables, limit)
+
+    connection_created.connect(lower)
+    for open_connection in connections.all():
+        lower(connection=open_connection)
+    try:
+        yield
+    finally:
+        connection_created.disconnect(lower)
+        for raw, value in before.values():
+            with contextlib.suppress(sqlite3.ProgrammingError):  # closed meanwhile
+                raw.setlimit(variables, value)
 
 
 @contextlib.contextmanager

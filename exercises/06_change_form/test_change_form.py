@@ -351,12 +351,15 @@ def tagged(make):
                    body="Once upon a time.\nThe end.")
     article.tags.set([Tag.objects.create(name="culture"), Tag.objects.create(name="history")])
     Tag.objects.create(name="sport")
+    # Another article in the table, which duplicating this one must leave alone.
+    make("A bystander", body="Not this one.")
     return article
 
 
 def duplicate(client, article, query=""):
+    before = set(Article.objects.values_list("pk", flat=True))
     response = run_on_change_page(client, article, "duplicate_as_draft", query=query)
-    copies = Article.objects.exclude(pk=article.pk)
+    copies = Article.objects.exclude(pk__in=before)
     expect(
         copies.count() == 1,
         f"'duplicate_as_draft' should add exactly one article; {copies.count()} were added.",

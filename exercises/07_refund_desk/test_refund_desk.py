@@ -48,6 +48,7 @@ from workbook.testing import (
     parse_page,
     post_action,
     post_data,
+    query_parameters_limited,
     refusals_unlogged,
     submit_form,
     needs_row_locks,
@@ -1066,3 +1067,34 @@ def test_a_queued_refund_s_memory_stays_flat_when_the_selection_grows_fourfold(
            "MB more (tracemalloc). Something keeps every order, or every email, until the "
            "end: the orders of all batches, or every email built before the first is sent. "
            "Keep one batch of each in memory at a time.")
+
+
+@pytest.mark.task(4, points=2)
+# The worker commits (see the worker test above).
+@pytest.mark.django_db(transaction=True)
+def test_a_queued_selection_larger_than_one_statement_takes_is_refunded_whole(
+        admin_client, settings):
+    """SQLite refuses a statement with more parameters than it was built for (32,766 by
+    default); the test lowers that to 2,500 on the worker's connections, above the 2,000 keys
+    a batch may hold, and queues 3,000 orders: more than one statement takes."""
+    expect_action_offered(admin_client, Order, ACTION)
+    settings.MAILERS = {"default": {"BACKEND": "workbook.testing.CountingEmailBackend"}}
+    customer = Customer.objects.create(name="Ada", email="ada@example.com")
+    orders = make_orders(3000, prefix="Q", customer=customer)
+    refund_queued(admin_client, orders[:1], settings, 0, select_across=True,
+                  query="number__startswith=Q-")
+    CountingEmailBackend.batches.clear()
+
+    with query_parameters_limited(2500):
+        run_the_worker()
+
+    failed = [r for r in DBTaskResult.objects.all() if r.status != "SUCCESSFUL"]
+    said = failed[0].traceback.strip().splitlines()[-1] if failed and failed[0].traceback else ""
+    expect(not failed,
+           f"The worker's refund of 3,000 queued orders ended {failed[0].status if failed else ''}"
+           f": {said}. Each key in a pk__in is a parameter of the statement, and the database "
+           "takes at most so many in one (here 2,500): send the keys a batch at a time, as the "
+           "task's contract says, not all in one statement.")
+    expect(refunded(orders) == 3000 and sum(CountingEmailBackend.batches) == 3000,
+           f"The worker refunded {refunded(orders):,} of 3,000 queued orders and mailed "
+           f"{sum(CountingEmailBackend.batches):,}; expected all of them.")
