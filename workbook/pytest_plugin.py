@@ -243,7 +243,7 @@ def pytest_runtest_makereport(item, call):
         report.longrepr.addsection(
             f"Task {shown}: {title}",
             f"Read task {shown} in {exercise.lesson}; stuck? "
-            f"Run `workbook hint {exercise.number}.{shown}`.",
+            f"Run `{metadata.runnable(f'workbook hint {exercise.number}.{shown}')}`.",
         )
         if report.when == "call":
             _group_the_same_failure(item.config, exercise, task, report)
