@@ -158,6 +158,38 @@ def test_every_command_the_board_prints_runs_as_printed(clone):
         "pytest exercises/01_basic_action", "workbook test 1", "workbook hint 1"], active.stdout
 
 
+def test_a_selection_s_summary_says_it_is_one():
+    """Under -k or a test's id the points are the selection's, not the exercise's."""
+    exercise = metadata.find("1")
+    env = {key: value for key, value in os.environ.items() if key != "WORKBOOK_SOLUTIONS"}
+
+    def summary(*args):
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", *args, "-q", "-p", "no:cacheprovider",
+             "--solutions"],
+            cwd=metadata.ROOT, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout[-2000:]
+        return next(line for line in done.stdout.splitlines()
+                    if line.startswith(exercise.folder))
+
+    folder = f"exercises/{exercise.folder}"
+    selected = summary(folder, "-k", "make_draft")
+    whole = summary(folder)
+    test_id = next(line for line in subprocess.run(
+        [sys.executable, "-m", "pytest", folder, "--collect-only", "-q", "-p",
+         "no:cacheprovider"], cwd=metadata.ROOT, env=env, capture_output=True,
+        text=True).stdout.splitlines() if "::" in line)
+    one = summary(test_id)
+
+    shape = (r"(\d+)/\1 +selected tests passing +(\d+)/\2 +of their points "
+             rf"\(the exercise has {exercise.points}\)$")
+    assert re.search(shape, selected), selected
+    assert re.search(shape, one) and re.search(r" 1/1 +selected", one), one
+    assert re.search(rf" (\d+)/\1 +tests passing +{exercise.points}/{exercise.points} +points$",
+                     whole), whole
+    assert "selected" not in whole
+
+
 def test_test_runs_one_exercise_by_number_or_name():
     mine = workbook("test", "1")
     answer = workbook("test", "01_basic_action", "--solutions")
