@@ -61,7 +61,8 @@ def hint(args):
     if task and not 1 <= int(task[2]) <= len(exercise.tasks):
         raise UsageError(
             f"exercise {exercise.folder} has no task {task[2]}; its tasks are 1 to "
-            f"{len(exercise.tasks)}, e.g. workbook hint {exercise.number}.1"
+            f"{len(exercise.tasks)}, e.g. "
+            f"{metadata.runnable(f'workbook hint {exercise.number}.1')}"
         )
     print("\n".join(learner.next_hint(exercise, int(task[2]) if task else None)))
     return 0
@@ -178,7 +179,7 @@ def class_grade(args):
         raise UsageError(str(error)) from None
     classroom.show_rows(console, rows)
     console.print(f"Wrote {len(rows)} results.json in {args.out}/ (and class.json); "
-                  f"see the class with: workbook class report {args.out}")
+                  f"see the class with: {metadata.runnable(f'workbook class report {args.out}')}")
     unread = [row["learner"] for row in rows if row["unread"]]
     if unread:
         console.print(f"{len(unread)} submission{'s' * (len(unread) != 1)} could not be "

@@ -260,7 +260,8 @@ def _refuse_failing_checks():
         lines = [f"  {m.id} {m.obj}: {m.msg}" for m in errors]
         raise ServeError(
             "the admin fails Django's system checks, so the server cannot start; fix these "
-            "(`pytest exercises/NN` says more), then run workbook serve again:\n"
+            f"(`{metadata.runnable('pytest exercises/NN')}` says more), then run "
+            f"{metadata.runnable('workbook serve')} again:\n"
             + "\n".join(lines)
         )
 
@@ -288,10 +289,11 @@ def _database_advice(path, error):
         return (f"the demo database {url} cannot be used ({message.strip()}): may its role "
                 "create tables in it? The demo needs a database of its own")
     if "not a database" in message or "malformed" in message:
-        return (f"{path} is not a SQLite database: delete it and run workbook serve again; "
-                "it holds only demo data")
+        return (f"{path} is not a SQLite database: delete it and run "
+                f"{metadata.runnable('workbook serve')} again; it holds only demo data")
     return (f"the demo database {path} cannot be used ({message}): if no other workbook "
-            "serve is running, delete it and run workbook serve again; it holds only demo data")
+            f"serve is running, delete it and run {metadata.runnable('workbook serve')} again; "
+            "it holds only demo data")
 
 
 def check_port(port):
@@ -395,7 +397,7 @@ def run_server(command, worker=None):
             if worker_process and worker_process.poll() is not None and not said:
                 print(f"workbook: the task worker stopped (exit status "
                       f"{worker_process.returncode}): queued work waits until you restart "
-                      "workbook serve", file=sys.stderr, flush=True)
+                      f"{metadata.runnable('workbook serve')}", file=sys.stderr, flush=True)
                 said = True
             time.sleep(0.2)
         return server.returncode

@@ -121,7 +121,7 @@ def update_stubs():
 def resets(paths):
     """The `workbook reset N` commands that put the stubs of PATHS back, to print."""
     numbers = sorted({int(path.split("/")[1].split("_")[0]) for path in paths})
-    return ", ".join(f"`workbook reset {number}`" for number in numbers)
+    return ", ".join(f"`{metadata.runnable(f'workbook reset {number}')}`" for number in numbers)
 
 
 def is_stub(path, data):

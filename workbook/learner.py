@@ -140,19 +140,20 @@ def next_hint(exercise, task=None):
     lines = [notice, ""] if notice else []
     shown = _hints_shown(state, exercise, all_hints)
     number = exercise.number
+    run = metadata.runnable
     if task is None:
         task = first_failing_task(exercise)
         if task == 0:
             return lines + [
                 f"Every test of {exercise.folder} passes: no hint needed.",
-                f"A task's hints all the same: workbook hint {number}.T "
-                f"(T from 1 to {len(exercise.tasks)}); the answer: workbook diff {number}",
+                f"A task's hints all the same: {run(f'workbook hint {number}.T')} (T from 1 "
+                f"to {len(exercise.tasks)}); the answer: {run(f'workbook diff {number}')}",
             ]
         if task is None:
             unfinished = [t for t in range(1, len(exercise.tasks) + 1)
                           if shown.get(str(t), 0) < sum(h[0] == t for h in all_hints)]
             task = unfinished[0] if unfinished else 1
-            lines.append(f"(Your tests could not run, see `workbook test {number}`; "
+            lines.append(f"(Your tests could not run, see `{run(f'workbook test {number}')}`; "
                          f"task {task} is the first with hints left.)")
         else:
             lines.append(f"Task {task} is the first of {exercise.folder} with a failing test.")
@@ -162,7 +163,7 @@ def next_hint(exercise, task=None):
     if seen >= len(mine):
         return lines + [
             f"You have seen all {len(mine)} hints of task {task} ({title}).",
-            f"Compare your code with the answer: workbook diff {number}",
+            f"Compare your code with the answer: {run(f'workbook diff {number}')}",
         ]
     shown[str(task)] = seen + 1
     _save_state(state)
@@ -172,8 +173,9 @@ def next_hint(exercise, task=None):
         "",
         textwrap.fill(mine[seen], width=88, initial_indent="  ", subsequent_indent="  "),
         "",
-        f"Still stuck? The next one: workbook hint {number}.{task} ({left} left)" if left else
-        f"That was task {task}'s last hint. Still stuck? The answer: workbook diff {number}",
+        (f"Still stuck? The next one: {run(f'workbook hint {number}.{task}')} ({left} left)"
+         if left else f"That was task {task}'s last hint. Still stuck? The answer: "
+         f"{run(f'workbook diff {number}')}"),
     ]
 
 
@@ -190,7 +192,8 @@ def diff(exercise):
     for name in exercise.learner_files:
         relative = f"exercises/{exercise.folder}/{name}"
         if current[name] is None:
-            raise LearnerError(f"{relative} is missing: `workbook reset {exercise.number}` "
+            raise LearnerError(f"{relative} is missing: "
+                               f"`{metadata.runnable(f'workbook reset {exercise.number}')}` "
                                "puts the stub back (and keeps your other files)")
         try:
             yours = current[name].decode()
@@ -344,8 +347,8 @@ def reset(exercise):
                                 lambda name: "back to the original stub.")
     lines += replaced
     if backup:
-        lines.append(f"To put your version back: workbook restore {exercise.number} "
-                     f"(or: workbook restore {exercise.number} {backup.name})")
+        back = metadata.runnable(f"workbook restore {exercise.number}")
+        lines.append(f"To put your version back: {back} (or: {back} {backup.name})")
     return lines
 
 
@@ -361,8 +364,8 @@ def restore(exercise, name=None):
     if name is None:
         if not available:
             raise LearnerError(
-                f"no backup of {exercise.folder} in {where}/ (`workbook reset "
-                f"{exercise.number}` makes one)"
+                f"no backup of {exercise.folder} in {where}/ "
+                f"(`{metadata.runnable(f'workbook reset {exercise.number}')}` makes one)"
             )
         backup = available[-1]
     else:
@@ -386,7 +389,8 @@ def restore(exercise, name=None):
     mine, lines = _replace(exercise, write, keep, "your current version",
                            lambda n: f"restored from {_shown(backup / n)}")
     if mine:
-        lines.append(f"To undo: workbook restore {exercise.number} {mine.name}")
+        lines.append(
+            f"To undo: {metadata.runnable(f'workbook restore {exercise.number} {mine.name}')}")
     return lines
 
 

@@ -1,5 +1,9 @@
-"""The exercise list, read from exercises.toml: one place for order, titles, tasks and points."""
+"""The exercise list, read from exercises.toml: one place for order, titles, tasks and points.
 
+And the one place that decides how a command printed for a learner must be spelled to run.
+"""
+
+import shutil
 import tomllib
 from dataclasses import dataclass
 from functools import cache
@@ -10,6 +14,22 @@ EXERCISES_DIR = ROOT / "exercises"
 SOLUTIONS_DIR = ROOT / "solutions"
 # How a graded test that SQLite cannot run (it proves row locks) says so when it skips.
 POSTGRESQL_ONLY = "PostgreSQL only"
+VENV_BIN = ROOT / ".venv" / "bin"
+# What a command printed for a learner becomes when .venv is not active (its scripts are not on
+# PATH): the README's `python3 -m workbook`, and the venv's own pytest (another may be on PATH).
+OUTSIDE_VENV = {"workbook": "python3 -m workbook", "pytest": ".venv/bin/pytest"}
+
+
+def runnable(command):
+    """COMMAND (`workbook hint 1`, `pytest exercises/01_basic_action`) as it runs when typed in
+    the workbook's folder by whoever reads it: as is when .venv is active, else in the form
+    that runs without it. `python3 -m workbook` does not activate .venv, so it cannot know
+    from that: it looks whether `workbook` on PATH is the venv's."""
+    found = shutil.which("workbook")
+    if found and Path(found).parent.resolve() == VENV_BIN.resolve():
+        return command
+    name, _, rest = command.partition(" ")
+    return " ".join(filter(None, [OUTSIDE_VENV.get(name, name), rest]))
 
 
 @dataclass(frozen=True)

@@ -86,22 +86,23 @@ def board(report):
         lines.append("Every exercise passes. Well done!")
         return lines
     exercise, task = step
-    pytest_cmd = "pytest" if os.environ.get("VIRTUAL_ENV") else ".venv/bin/pytest"
+    run = metadata.runnable
+    check = run(f"pytest exercises/{exercise.folder}")
     if exercise.folder in broken:
         return lines + [
             f"Next: exercise {exercise.folder} ({broken[exercise.folder]}): none of "
             "its tests can run until you fix it.",
             *(f"  fix    exercises/{exercise.folder}/{name}" for name in exercise.learner_files
               if name.endswith(".py")),
-            f"  check  {pytest_cmd} exercises/{exercise.folder}   (the error in full; or: "
-            f"workbook test {exercise.number})",
+            f"  check  {check}   (the error in full; or: "
+            f"{run(f'workbook test {exercise.number}')})",
         ]
     lines += [
         f"Next: exercise {exercise.folder}, task {task}: {exercise.tasks[task - 1]}",
         f"  read   {exercise.lesson}  (## Task {task})",
         *(f"  edit   exercises/{exercise.folder}/{name}" for name in exercise.learner_files),
-        f"  check  {pytest_cmd} exercises/{exercise.folder}   (or: workbook test {exercise.number})",
-        f"  stuck? workbook hint {exercise.number}",
+        f"  check  {check}   (or: {run(f'workbook test {exercise.number}')})",
+        f"  stuck? {run(f'workbook hint {exercise.number}')}",
     ]
     return lines
 

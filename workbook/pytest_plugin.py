@@ -243,7 +243,7 @@ def pytest_runtest_makereport(item, call):
         report.longrepr.addsection(
             f"Task {shown}: {title}",
             f"Read task {shown} in {exercise.lesson}; stuck? "
-            f"Run `workbook hint {exercise.number}.{shown}`.",
+            f"Run `{metadata.runnable(f'workbook hint {exercise.number}.{shown}')}`.",
         )
         if report.when == "call":
             _group_the_same_failure(item.config, exercise, task, report)
@@ -378,9 +378,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         earned = sum(r.points for r in passed)
         total = sum(r.points for r in mine)
         elsewhere = [r for r in every if r.outcome == "skipped"]
+        # A selection (-k, a test's id, -x) ran tests worth less than the exercise: its line
+        # must not read like the exercise's total.
+        selection = total + sum(r.points for r in elsewhere) < exercise.points
         terminalreporter.write_line(
-            f"{exercise.folder:<20} {len(passed):>3}/{len(mine):<3} tests passing"
-            f"   {earned:>3}/{total:<3} points"
+            f"{exercise.folder:<20} {len(passed):>3}/{len(mine):<3} "
+            + (f"selected tests passing   {earned:>3}/{total:<3} of their points "
+               f"(the exercise has {exercise.points})" if selection else
+               f"tests passing   {earned:>3}/{total:<3} points")
             + (f"   (+{len(elsewhere)} test{'s' * (len(elsewhere) != 1)}, "
                f"{sum(r.points for r in elsewhere)} points, on PostgreSQL only)"
                if elsewhere else ""),

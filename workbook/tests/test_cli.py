@@ -12,12 +12,15 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
-from workbook import cli, databases, learner, metadata
+from workbook import bootstrap, cli, databases, learner, metadata
 
 STUB = "exercises/01_basic_action/admin.py"
+# As the commands print it for this run's PATH (`python3 -m workbook ...` outside .venv).
+RESTORE_1 = metadata.runnable("workbook restore 1")
 
 
 # What the `workbook` console script runs. (`python -m workbook` in a fresh clone would first
@@ -91,6 +94,100 @@ def test_the_board_shows_every_exercise_and_the_next_step():
         assert exercise.folder in done.stdout
     assert "Next: exercise 01_basic_action, task 1: Publish the selected articles" in done.stdout
     assert f"edit   {STUB}" in done.stdout
+
+
+# A `workbook` command in a form that needs .venv active (its console script on PATH).
+BARE_WORKBOOK = re.compile(r"(?<!python3 -m )\bworkbook (?:test|hint|diff|reset|restore)\b")
+
+
+def board_commands(board):
+    """The command lines the board's next step prints: after `check` or `stuck?`, and each
+    `or:` (the two forms of one check)."""
+    commands = []
+    for line in board.splitlines():
+        label = re.match(r"  (?:check|stuck\?) +(.+)", line)
+        if label:
+            first, _, rest = label[1].partition("   (")
+            commands.append(first)
+            if "or: " in rest:
+                commands.append(rest.split("or: ", 1)[1].removesuffix(")"))
+    return commands
+
+
+def test_every_command_the_board_prints_runs_as_printed(clone):
+    """As the README starts it, `python3 -m workbook` does not activate .venv: the board's
+    commands must run then too, typed in a shell whose PATH lacks .venv/bin."""
+    (clone / ".venv").symlink_to(metadata.ROOT / ".venv")
+    # Shared, the .venv must be current for the clone: else python3 -m workbook would
+    # reinstall it, pointing this checkout's editable install at the clone.
+    stamp = (metadata.ROOT / ".venv" / ".workbook-stamp").read_text().strip()
+    assert bootstrap._fingerprint(str(clone)) == stamp, "run `python3 -m workbook` first"
+    venv_bin = (metadata.ROOT / ".venv" / "bin").resolve()
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("WORKBOOK_SOLUTIONS", "VIRTUAL_ENV")}
+    env["PATH"] = os.pathsep.join(folder for folder in env["PATH"].split(os.pathsep)
+                                  if folder and Path(folder).resolve() != venv_bin)
+    if not shutil.which("python3", path=env["PATH"]):
+        pytest.skip("no python3 on PATH outside .venv")
+
+    def shell(line):
+        return subprocess.run(line, shell=True, cwd=clone, env=env, capture_output=True,
+                              text=True, timeout=300)
+
+    board = shell("python3 -m workbook")
+    assert board.returncode == 0, board.stderr
+    commands = board_commands(board.stdout)
+    assert commands == [".venv/bin/pytest exercises/01_basic_action", "python3 -m workbook test 1",
+                        "python3 -m workbook hint 1"], board.stdout
+    outputs = [board.stdout]
+    for line in commands:
+        done = shell(line)
+        # The stub fails its tests (1); the hint is given (0); not "command not found" (127).
+        assert done.returncode in (0, 1), f"{line}: {done.returncode}\n{done.stderr}"
+        assert "30 failed" in done.stdout or "Hint 1 of " in done.stdout, done.stdout
+        if "-m workbook" in line:  # the clone's code (.venv's pytest imports this checkout's)
+            outputs.append(done.stdout + done.stderr)
+    assert "Run `python3 -m workbook hint 1." in outputs[1]  # in `test`'s failures
+    for output in outputs:
+        assert not BARE_WORKBOOK.search(output), output
+
+    # With .venv active (its python3 first on PATH), the short forms run.
+    env["PATH"] = f"{venv_bin}{os.pathsep}{env['PATH']}"
+    active = shell("python3 -m workbook")
+    assert board_commands(active.stdout) == [
+        "pytest exercises/01_basic_action", "workbook test 1", "workbook hint 1"], active.stdout
+
+
+def test_a_selection_s_summary_says_it_is_one():
+    """Under -k or a test's id the points are the selection's, not the exercise's."""
+    exercise = metadata.find("1")
+    env = {key: value for key, value in os.environ.items() if key != "WORKBOOK_SOLUTIONS"}
+
+    def summary(*args):
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", *args, "-q", "-p", "no:cacheprovider",
+             "--solutions"],
+            cwd=metadata.ROOT, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout[-2000:]
+        return next(line for line in done.stdout.splitlines()
+                    if line.startswith(exercise.folder))
+
+    folder = f"exercises/{exercise.folder}"
+    selected = summary(folder, "-k", "make_draft")
+    whole = summary(folder)
+    test_id = next(line for line in subprocess.run(
+        [sys.executable, "-m", "pytest", folder, "--collect-only", "-q", "-p",
+         "no:cacheprovider"], cwd=metadata.ROOT, env=env, capture_output=True,
+        text=True).stdout.splitlines() if "::" in line)
+    one = summary(test_id)
+
+    shape = (r"(\d+)/\1 +selected tests passing +(\d+)/\2 +of their points "
+             rf"\(the exercise has {exercise.points}\)$")
+    assert re.search(shape, selected), selected
+    assert re.search(shape, one) and re.search(r" 1/1 +selected", one), one
+    assert re.search(rf" (\d+)/\1 +tests passing +{exercise.points}/{exercise.points} +points$",
+                     whole), whole
+    assert "selected" not in whole
 
 
 def test_test_runs_one_exercise_by_number_or_name():
@@ -288,7 +385,7 @@ def test_stubs_update_records_only_committed_stubs_with_a_todo(clone):
     for done, says in ((uncommitted, "never an edit in progress"), (no_todo, "has none")):
         assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
         assert f"not recording {path}: " in done.stderr and says in done.stderr
-        assert "`workbook reset 6` puts the stub back" in done.stderr
+        assert f"`{metadata.runnable('workbook reset 6')}` puts the stub back" in done.stderr
     assert unchanged == stubs
     assert recorded.returncode == 0, recorded.stderr
     assert json.loads((clone / "workbook/stubs.json").read_text())[path] == git(
@@ -314,7 +411,7 @@ def test_reset_never_overwrites_a_backup_and_keeps_exact_bytes(clone):
 
     for done in outputs:
         assert done.returncode == 0, done.stderr
-        assert "To put your version back: workbook restore 1" in done.stdout
+        assert f"To put your version back: {RESTORE_1}" in done.stdout
     for name in taken:
         assert (backups / name / "admin.py").read_bytes() == b"an older backup\n"
     new = sorted(set(p.name for p in backups.iterdir()) - taken)
@@ -341,9 +438,9 @@ def test_restore_puts_a_backup_back_and_keeps_the_current_file(clone):
     assert "restored from .workbook/backups/01_basic_action/" in done.stdout
     kept = re.search(r"your current version is saved as (\S+)", done.stdout)
     assert kept and (clone / kept[1]).read_bytes() == b"# started over\n"
-    assert "To undo: workbook restore 1 " in done.stdout
+    assert f"To undo: {RESTORE_1} " in done.stdout
 
-    assert "To put your version back: workbook restore 1" in second.stdout
+    assert f"To put your version back: {RESTORE_1}" in second.stdout
     older = sorted((clone / ".workbook/backups/01_basic_action").iterdir())[0].name
     assert workbook("restore", "1", older, cwd=clone).returncode == 0
     assert (clone / STUB).read_bytes() == b"# version one\r\n"

@@ -489,7 +489,7 @@ def test_serve_on_a_corrupt_database_says_what_to_do(tmp_path):
 
     assert (status, out) == (2, "")
     assert err == (f"workbook: {database} is not a SQLite database: delete it and run "
-                   "workbook serve again; it holds only demo data\n")
+                   f"{metadata.runnable('workbook serve')} again; it holds only demo data\n")
     assert database.read_bytes() == garbage, "nothing half done"
 
 

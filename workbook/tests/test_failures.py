@@ -284,7 +284,7 @@ def test_the_same_failure_is_shown_once_with_how_many_more(stub_run):
 def test_the_failure_footer_names_the_hint_command(stub_run):
     _, output = stub_run
 
-    assert "stuck? Run `workbook hint 1.1`." in output
+    assert f"stuck? Run `{metadata.runnable('workbook hint 1.1')}`." in output
     assert "hints.md" not in output
 
 
