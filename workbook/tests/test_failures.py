@@ -117,6 +117,28 @@ def test_an_uncaught_protected_error_says_so_and_what_to_do(copy):
     assert len(failures_section(output).splitlines()) < 15
 
 
+def test_an_error_raised_while_the_export_streams_is_not_sent_to_message_user(copy):
+    # An article without a pub_date makes the generator raise, long after the action returned.
+    answer_with(
+        copy, "02_export",
+        ('pub_date.isoformat() if pub_date else "",', "pub_date.isoformat(),"),
+    )
+
+    code, output = run_pytest(
+        copy, "exercises/02_export", "-k",
+        "test_one_row_per_selected_article_with_author_and_iso_date",
+    )
+
+    assert code == 1
+    failure = failures_section(output)
+    assert "raised AttributeError" in failure
+    assert "exercises/02_export/admin.py, line" in failure
+    assert "message_user" not in failure
+    assert "Server Error (500)" not in failure
+    assert "the status (200 OK) and the headers have gone out" in failure
+    assert "prevented before the response starts" in failure
+
+
 # 2. System-check errors of an exercise's app
 
 
