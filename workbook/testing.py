@@ -7,6 +7,7 @@ without a traceback into this module.
 import contextlib
 import csv
 import difflib
+import inspect
 import io
 import logging
 import os
@@ -14,6 +15,7 @@ import re
 import threading
 import time
 from html.parser import HTMLParser
+from pathlib import Path
 from urllib.parse import urljoin
 
 import pytest
@@ -82,6 +84,17 @@ _RAISED_DEFAULT = (
     "an action, and then the user is told with message_user."
 )
 
+# An error raised by a generator of the learner's while a streamed response is sent: the
+# action returned long before, and the status and headers have gone out.
+_RAISED_WHILE_STREAMING = (
+    "That line ran while the streamed response was being sent, after your action had "
+    "returned: by then the status (200 OK) and the headers have gone out, so the user gets "
+    "neither an error page nor a message (the action is done, and an export sends none), only "
+    "a download that stops short. Such an error has to be prevented before the response "
+    "starts: check in the action what could fail, and make sure no value the data can hold "
+    "(an empty date, say) makes the generator raise."
+)
+
 _MISSING_PERMISSION_METHOD = (
     "An action declared with permissions=[\"name\"] makes Django call "
     "has_name_permission(request) on the ModelAdmin before offering it. `manage.py check` "
@@ -128,9 +141,32 @@ def explain_raised(error, doing):
                      "what your code hands to Django)")
     if issubclass(kind, AttributeError) and re.search(r"has_\w+_permission", text):
         lines.append(_MISSING_PERMISSION_METHOD)
+    elif kind.__name__ in _RAISED_ADVICE:
+        lines.append(_RAISED_ADVICE[kind.__name__])
     else:
-        lines.append(_RAISED_ADVICE.get(kind.__name__, _RAISED_DEFAULT))
+        lines.append(_RAISED_WHILE_STREAMING if raised_while_streaming(error) else
+                     _RAISED_DEFAULT)
     return "\n".join(lines)
+
+
+def raised_while_streaming(error):
+    """Whether `error` came out of a generator of an exercise's code that was run from
+    outside Django's request handling: a streamed response's content being read, after the
+    action that returned it."""
+    frames = []
+    tb = error.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    if any(f.f_globals.get("__name__", "").startswith("django.core.handlers") for f in frames):
+        return False
+    roots = (metadata.EXERCISES_DIR, metadata.SOLUTIONS_DIR)
+    learner = [
+        f for f in frames
+        if not Path(f.f_code.co_filename).name.startswith("test_")
+        and any(Path(f.f_code.co_filename).is_relative_to(root) for root in roots)
+    ]
+    return bool(learner) and bool(learner[0].f_code.co_flags & inspect.CO_GENERATOR)
 
 
 def _send(doing, request, *args, **kwargs):

@@ -23,6 +23,7 @@ from workbook.testing import (
     expect_action_offered,
     expect_message,
     expect_well_formed,
+    form_url,
     form_with_button,
     login_staff,
     messages_of,
@@ -157,6 +158,36 @@ def confirm(client, page):
 
 def successes(response):
     return [text for level, text in messages_of(response) if level == "success"]
+
+
+def shown(response):
+    """What the page the user landed on said, for a failure message."""
+    context = getattr(response, "context", None)
+    found = messages_of(response) if context is not None and "messages" in context else []
+    return f"the page showed {found}" if found else "the page showed no message"
+
+
+# What Django answers, instead of running the action, to a POST it cannot hand to one.
+DJANGO_REFUSALS = (
+    "No action selected.",
+    "Items must be selected in order to perform actions on them. No items have been changed.",
+)
+
+
+def deletes_nothing(response, lead="So the confirming POST reaches your action, which deletes "
+                                   "nothing"):
+    """Why a confirming POST deleted nothing, for a test that has checked that what it tests
+    (the action bar, the CSRF token, "select all", ...) is not the cause."""
+    refusal = next((text for _, text in messages_of(response) if text in DJANGO_REFUSALS), None)
+    if refusal:
+        return (
+            f"Django never ran your action: it answered {refusal!r}. The confirmation form "
+            "must post what the changelist's own form posts (task 1)."
+        )
+    return (
+        f"{lead}. test_confirming_deletes_the_articles_and_their_comments (task 2) checks "
+        "that on its own: make it pass first."
+    )
 
 
 def expect_nothing_deleted(articles, response, what):
@@ -347,8 +378,10 @@ def test_confirming_deletes_the_articles_and_their_comments(admin_client, admin_
 
     expect(
         remaining(articles[:2]) == 0,
-        "Pressing 'apply' on the confirmation page did not delete the 2 articles. With "
-        "'apply' in request.POST, delete the queryset (self.delete_queryset).",
+        "Pressing 'apply' on the confirmation page deleted "
+        + ("none" if remaining(articles[:2]) == 2 else "only one")
+        + f" of the 2 articles; {shown(response)}. With 'apply' in request.POST, delete the "
+        "queryset (self.delete_queryset).",
     )
     expect(remaining(articles[2:]) == 1, "An article that was not selected was deleted.")
     expect(Comment.objects.count() == 2, "The deleted articles' comments should go too.")
@@ -404,12 +437,40 @@ def test_confirming_works_when_the_bottom_action_bar_was_used(admin_client, admi
 
     response = submit_form(admin_client, page, "apply")
 
-    expect(
-        remaining(articles) == 0,
+    if remaining(articles) == 0:
+        return
+    fields = form_with_button(page, "apply")["fields"]
+    posted = [value for name, value in fields if name == "action"]
+    index = dict(fields).get("index", "0")
+    what = (
         "Started from the bottom action bar (two 'action' fields, index=1), confirming "
-        f"deleted nothing; the page showed {messages_of(response)}. The confirmation form "
-        f"should hold one hidden 'action' field with the value {ACTION!r}.",
+        f"deleted {'nothing' if remaining(articles) == 2 else 'only one of the 2 articles'}; "
+        f"{shown(response)}. "
     )
+    expect(
+        action_django_runs(fields) == ACTION,
+        what + f"Your confirmation form posts action={posted} and index={index!r}, from which "
+        f"Django runs {action_django_runs(fields)!r}. It should hold one hidden 'action' field "
+        f"with the value {ACTION!r}.",
+    )
+    expect(
+        False,
+        what + f"The form is not the cause: it posts action={posted} and index={index!r}, and "
+        f"Django runs {ACTION!r} from them. " + deletes_nothing(response),
+    )
+
+
+def action_django_runs(fields):
+    """The action Django's response_action picks from a form's fields: the `index`-th
+    'action' value, or the last one when there is none at that index."""
+    actions = [value for name, value in fields if name == "action"]
+    try:
+        index = int(dict(fields).get("index", "0"))
+    except ValueError:
+        index = 0
+    if not actions:
+        return None
+    return actions[index] if 0 <= index < len(actions) else actions[-1]
 
 
 @pytest.mark.task(2, points=1)
@@ -464,8 +525,13 @@ def test_confirming_deletes_in_batches_not_row_by_row(admin_client, admin_user):
     expect_a_confirm_form(page)
 
     with CaptureQueriesContext(connection) as queries:
-        confirm(admin_client, page)
+        response = confirm(admin_client, page)
 
+    expect(
+        remaining(articles) < 200,
+        f"Confirming the deletion of 200 articles deleted none of them ({len(queries)} SQL "
+        f"queries ran; {shown(response)}). " + deletes_nothing(response),
+    )
     expect(
         remaining(articles) == 0 and len(queries) < 100,
         f"Confirming the deletion of 200 articles ran {len(queries)} SQL queries and left "
@@ -488,11 +554,26 @@ def test_the_whole_flow_passes_django_csrf_checks(admin_user):
 
     response = submit_form(client, page, "apply")
 
-    expect(
-        response.status_code == 200 and remaining(articles) == 0,
-        f"With CSRF checks on, confirming answered {response.status_code} and "
-        f"{remaining(articles)} articles remain. Put {{% csrf_token %}} inside the form.",
+    if response.status_code == 200 and remaining(articles) == 0:
+        return
+    names = [name for name, _ in form_with_button(page, "apply")["fields"]]
+    what = (
+        f"With CSRF checks on, confirming answered {response.status_code} and deleted "
+        + ("nothing" if remaining(articles) == 2 else "only one of the 2 articles")
     )
+    expect(
+        response.status_code != 403,
+        what + ": Django's CSRF check refused the POST. "
+        + ("Put {% csrf_token %} inside the form." if "csrfmiddlewaretoken" not in names else
+           "The form posts a csrfmiddlewaretoken, yet it was refused: render it with "
+           "{% csrf_token %}, inside the form, not copied from elsewhere."),
+    )
+    expect(
+        remaining(articles) < 2,
+        what + f"; {shown(response)}. The CSRF check is not the cause: it let the POST "
+        "through (Django answers 403 when it refuses one). " + deletes_nothing(response),
+    )
+    expect(False, what + f"; {shown(response)}.")
 
 
 @pytest.mark.task(2, points=2)
@@ -626,33 +707,106 @@ def test_what_refers_to_other_articles_blocks_nothing(admin_client, admin_user):
         "yet the page offers no 'apply' button. Look only for rows that refer to the "
         "selected articles.",
     )
-    confirm(admin_client, response)
-    expect(remaining([selected]) == 0 and remaining([featured, translated]) == 2,
-           "Confirming should delete the one selected article, and nothing else.")
+    after = confirm(admin_client, response)
+    gone = [a.title for a in (selected, featured, translated) if not remaining([a])]
+    refused = [text for level, text in messages_of(after) if level == "error"]
+    expect(
+        remaining([selected]) == 0 and remaining([featured, translated]) == 2,
+        "Confirming should delete the one selected article, and nothing else; it deleted "
+        + (", ".join(map(repr, gone)) if gone else "nothing")
+        + f", and {shown(after)}. "
+        + ("After 'Yes' too, only rows that refer to the selected articles may stop the "
+           "deletion." if refused else deletes_nothing(after) if not gone else ""),
+    )
 
 
-def expect_refused_after_yes(response, articles, error):
-    """Nothing deleted, no history, the ERROR of the contract, and no success message."""
+def expect_refused_after_yes(client, page, articles, error):
+    """Press "Yes" once a selected article has become undeletable: nothing deleted, no history,
+    the ERROR of the contract, and no success message."""
     __tracebackhide__ = True
+    with CaptureQueriesContext(connection) as queries:
+        response = confirm(client, page)
     expect(
         remaining(articles) == len(articles) and Comment.objects.count() == len(articles),
         "A selected article became undeletable after the page was shown, yet pressing "
-        "'apply' deleted articles or comments. Delete the whole queryset at once "
-        "(self.delete_queryset), not row by row: Django checks PROTECT and RESTRICT before "
-        "it deletes anything.",
+        f"'apply' deleted {len(articles) - remaining(articles)} of {len(articles)} articles "
+        f"and {len(articles) - Comment.objects.count()} of their {len(articles)} comments. "
+        "Delete the whole queryset at once (self.delete_queryset), not row by row: Django "
+        "checks PROTECT and RESTRICT before it deletes anything.",
+    )
+    errors = [text for level, text in messages_of(response) if level == "error"]
+    logged = LogEntry.objects.filter(action_flag=DELETION).count()
+    told = successes(response)
+    if not errors:
+        # Nothing deleted and no ERROR: was anything refused at all? Take the rows in the way
+        # away and press "Yes" on the same page again.
+        FeaturedSlot.objects.all().delete()
+        Translation.objects.all().delete()
+        again = confirm(client, page)
+        expect(
+            remaining(articles) < len(articles),
+            "A selected article became undeletable after the page was shown; pressing 'apply' "
+            f"deleted nothing, and {shown(response)}, no ERROR. With the row in the way "
+            f"removed, the same page was confirmed again: it still deleted nothing, and "
+            f"{shown(again)}. " + deletes_nothing(
+                again, "So nothing was refused here: the confirming POST deletes nothing at all"
+            ),
+        )
+    expect(
+        not logged,
+        f"Nothing was deleted, yet the admin history records {logged} deletions"
+        + (f", though the user was shown the ERROR {errors}. " if errors else
+           " and no ERROR was shown. ")
+        + history_advice(queries),
     )
     expect(
-        not LogEntry.objects.filter(action_flag=DELETION).exists(),
-        "Nothing was deleted, yet the admin history records deletions. Log and delete in "
-        "one transaction.atomic(using=router.db_for_write(self.model)), so that the "
-        "error undoes the history entries too.",
-    )
-    expect(
-        not successes(response),
-        f"Nothing was deleted, yet the user was also told {successes(response)}. After the "
-        "ERROR, return without a success message.",
+        not told,
+        f"Nothing was deleted, yet the user was also told {told}. "
+        + ("After the ERROR, return without a success message." if errors else
+           "No ERROR was shown, and with the row in the way removed the same page deleted the "
+           "articles: the delete was refused, and the exception caught without telling the "
+           "user. Catch it to show the ERROR of the lesson's contract, and return."),
     )
     expect_message(response, "error", error, ACTION)
+
+
+def history_advice(queries):
+    """Why history entries outlived a refused delete, from the SQL of the confirming POST:
+    were they written inside a transaction.atomic block (a SAVEPOINT, within a test's own
+    transaction) that then committed, or outside any?"""
+    open_savepoints, around, rolled_back = [], None, False
+    for query in queries.captured_queries:
+        sql = query["sql"].lstrip()
+        savepoint = re.match(r'(SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT) "?([^"\s]+)',
+                             sql)
+        if savepoint:
+            kind, name = savepoint.groups()
+            if kind == "SAVEPOINT":
+                open_savepoints.append(name)
+            elif kind == "ROLLBACK TO SAVEPOINT":
+                rolled_back = rolled_back or (around is not None and name in around)
+            elif name in open_savepoints:
+                del open_savepoints[open_savepoints.index(name):]
+        elif around is None and re.match(r'INSERT INTO "?django_admin_log', sql):
+            around = list(open_savepoints)
+    if around and not rolled_back:
+        return (
+            "They were written inside a transaction.atomic block, and that block committed "
+            "them: the exception was caught inside the block. An atomic block undoes its "
+            "writes only when an exception leaves it: catch the exception outside the block "
+            "that holds the history entries and the delete (or around a nested block that "
+            "holds them both)."
+        )
+    if around == []:
+        return (
+            "No transaction.atomic block was open when they were written. Log and delete in "
+            "one transaction.atomic(using=router.db_for_write(self.model)), so that the "
+            "exception undoes the history entries too."
+        )
+    return (
+        "Log and delete in one transaction.atomic(using=router.db_for_write(self.model)), and "
+        "let the exception leave that block, so that it undoes the history entries too."
+    )
 
 
 @pytest.mark.task(3, points=2)
@@ -664,10 +818,8 @@ def test_a_row_protected_meanwhile_stops_everything_first_in_the_order(admin_cli
     # The changelist lists the newest first: the protected row comes first.
     FeaturedSlot.objects.create(name="Home page hero", article=articles[-1])
 
-    response = confirm(admin_client, page)
-
     expect_refused_after_yes(
-        response, articles,
+        admin_client, page, articles,
         "Nothing was deleted: featured slot “Home page hero” still refers to a selected "
         "article. Remove it first.",
     )
@@ -682,10 +834,8 @@ def test_a_row_protected_meanwhile_stops_everything_last_in_the_order(admin_clie
     # The oldest article comes last: the others would go first, one by one.
     FeaturedSlot.objects.create(name="Home page hero", article=articles[0])
 
-    response = confirm(admin_client, page)
-
     expect_refused_after_yes(
-        response, articles,
+        admin_client, page, articles,
         "Nothing was deleted: featured slot “Home page hero” still refers to a selected "
         "article. Remove it first.",
     )
@@ -700,10 +850,8 @@ def test_two_rows_protecting_say_so_in_the_plural(admin_client, admin_user):
     FeaturedSlot.objects.create(name="Sidebar pick", article=articles[0])
     FeaturedSlot.objects.create(name="Home page hero", article=articles[2])
 
-    response = confirm(admin_client, page)
-
     expect_refused_after_yes(
-        response, articles,
+        admin_client, page, articles,
         "Nothing was deleted: featured slot “Home page hero”, featured slot “Sidebar pick” "
         "still refer to selected articles. Remove them first.",
     )
@@ -718,10 +866,8 @@ def test_a_row_restricted_meanwhile_stops_everything(admin_client, admin_user):
     translation = Translation.objects.create(article=articles[1], language="de",
                                              translator=admin_user)
 
-    response = confirm(admin_client, page)
-
     expect_refused_after_yes(
-        response, articles,
+        admin_client, page, articles,
         f"Nothing was deleted: translation “{translation}” still refers to a selected "
         "article. Remove it first.",
     )
@@ -751,12 +897,37 @@ def test_select_all_1500_articles_on_a_filtered_changelist(admin_client, admin_u
     )
     response = submit_form(admin_client, page, "apply")
 
-    expect(
-        remaining(drafts) == 0,
-        f"After 'select all 1,500' and confirming, {remaining(drafts)} drafts remain "
-        f"(the response was {response.status_code}). Keep select_across=1 in the form, and "
-        "let the form post to the changelist URL with its filters.",
-    )
+    if remaining(drafts):
+        form = form_with_button(page, "apply")
+        across = [value for name, value in form["fields"] if name == "select_across"]
+        url = form_url(page, form)
+        what = (
+            "After 'select all 1,500', confirming deleted "
+            + ("none" if remaining(drafts) == 1500 else f"{1500 - remaining(drafts)}")
+            + f" of the 1,500 drafts (the response was {response.status_code}; "
+            f"{shown(response)})"
+        )
+        problems = [
+            problem for ok, problem in (
+                (across == ["1"], f"the form posts select_across={across}, not ['1']"),
+                (DRAFTS in url, f"the form posts to {url}, without the filter {DRAFTS}"),
+            ) if not ok
+        ]
+        expect(
+            not problems,
+            what + ": " + "; ".join(problems) + ". Keep select_across=1 in the form, and let "
+            "the form post to the changelist URL with its filters.",
+        )
+        expect(
+            remaining(drafts) < 1500,
+            what + f". The form is not the cause: it keeps select_across=1 and posts to {url}, "
+            "so Django hands your action the 1,500 drafts again. " + deletes_nothing(response),
+        )
+        expect(
+            False,
+            what + f". The form keeps select_across=1 and posts to {url}, so Django hands your "
+            "action all 1,500 drafts: delete the queryset it receives, not only the ticked rows.",
+        )
     expect(remaining(published) == 5, "Articles outside the filter were deleted.")
     expect_message(response, "success", "Deleted 1500 articles.", ACTION)
 
@@ -808,7 +979,7 @@ def test_a_row_added_to_the_filter_meanwhile_stops_the_deletion(admin_client, ad
     expect(
         remaining(drafts + [late]) == 0 and remaining(published) == 2,
         f"Confirming the page shown again should delete the 5 drafts it listed; "
-        f"{remaining(drafts + [late])} remain.",
+        f"{remaining(drafts + [late])} remain, and {shown(again)}.",
     )
     expect_message(again, "success", "Deleted 5 articles.", ACTION)
 
@@ -978,5 +1149,6 @@ def test_the_page_shown_again_stays_compact_with_select_all(admin_client, admin_
     response = confirm(admin_client, again)
 
     expect(remaining(drafts + [late]) == 0,
-           f"Confirming the page shown again left {remaining(drafts + [late])} of 61 drafts.")
+           f"Confirming the page shown again left {remaining(drafts + [late])} of 61 drafts, "
+           f"and {shown(response)}.")
     expect_message(response, "success", "Deleted 61 articles.", ACTION)

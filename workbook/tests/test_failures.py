@@ -117,6 +117,28 @@ def test_an_uncaught_protected_error_says_so_and_what_to_do(copy):
     assert len(failures_section(output).splitlines()) < 15
 
 
+def test_an_error_raised_while_the_export_streams_is_not_sent_to_message_user(copy):
+    # An article without a pub_date makes the generator raise, long after the action returned.
+    answer_with(
+        copy, "02_export",
+        ('pub_date.isoformat() if pub_date else "",', "pub_date.isoformat(),"),
+    )
+
+    code, output = run_pytest(
+        copy, "exercises/02_export", "-k",
+        "test_one_row_per_selected_article_with_author_and_iso_date",
+    )
+
+    assert code == 1
+    failure = failures_section(output)
+    assert "raised AttributeError" in failure
+    assert "exercises/02_export/admin.py, line" in failure
+    assert "message_user" not in failure
+    assert "Server Error (500)" not in failure
+    assert "the status (200 OK) and the headers have gone out" in failure
+    assert "prevented before the response starts" in failure
+
+
 # 2. System-check errors of an exercise's app
 
 
@@ -216,6 +238,83 @@ def test_a_delete_count_with_the_cascaded_rows_says_so(copy):
     assert code == 1
     assert "The count differs: it says 6, expected 2." in output
     assert "delete() returns every row it deleted" in output
+
+
+def failure_of(output, test):
+    """The failure message pytest printed for `test` (a test function's name)."""
+    section = failures_section(output)
+    start = re.search(rf"^_+ {test} _+$", section, re.M)
+    assert start, f"no failure shown for {test}"
+    rest = section[start.end():]
+    end = re.search(r"^_+ test_\w+ _+$", rest, re.M)
+    return rest[:end.start()] if end else rest
+
+
+def test_a_confirmation_that_deletes_nothing_is_not_blamed_on_what_is_right(copy):
+    # The page is right; the confirming POST neither logs nor deletes, and still says it did.
+    answer_with(
+        copy, "03_confirmation",
+        ("                    self.log_deletions(request, queryset)\n"
+         "                    self.delete_queryset(request, queryset)",
+         "                    pass"),
+    )
+
+    code, output = run_pytest(
+        copy, "exercises/03_confirmation", "-k",
+        "bottom_action_bar or csrf_checks or select_all_1500 or protected_meanwhile_stops"
+        "_everything_first or refers_to_other_articles",
+    )
+
+    assert code == 1
+    bottom = failure_of(output, "test_confirming_works_when_the_bottom_action_bar_was_used")
+    csrf = failure_of(output, "test_the_whole_flow_passes_django_csrf_checks")
+    across = failure_of(output, "test_select_all_1500_articles_on_a_filtered_changelist")
+    refused = failure_of(
+        output, "test_a_row_protected_meanwhile_stops_everything_first_in_the_order"
+    )
+    others = failure_of(output, "test_what_refers_to_other_articles_blocks_nothing")
+    assert "should hold one hidden 'action' field" not in bottom
+    assert "Put {% csrf_token %}" not in csrf
+    assert "Keep select_across=1" not in across
+    assert "After the ERROR" not in refused and "transaction.atomic" not in refused
+    for failure in (bottom, csrf, refused, others):
+        assert "deleted nothing" in failure, failure
+    assert "deleted none of the 1,500 drafts" in across
+    # Each says what the user saw, and sends the learner to the test that names the cause.
+    for failure in (bottom, csrf, across, refused, others):
+        assert "Deleted " in failure, failure
+        assert "test_confirming_deletes_the_articles_and_their_comments (task 2)" in failure
+
+
+def test_history_committed_by_an_error_caught_inside_the_atomic_block_says_so(copy):
+    answer_with(
+        copy, "03_confirmation",
+        ("""        try:
+            with transaction.atomic(using=router.db_for_write(self.model)):""",
+         """        if True:
+            with transaction.atomic(using=router.db_for_write(self.model)):"""),
+        ("""                    self.delete_queryset(request, queryset)
+        except (ProtectedError, RestrictedError) as error:
+            self.message_user(request, self.still_in_use(error), messages.ERROR)
+            return None""",
+         """                    try:
+                        self.delete_queryset(request, queryset)
+                    except (ProtectedError, RestrictedError) as error:
+                        self.message_user(request, self.still_in_use(error), messages.ERROR)
+                        return None"""),
+    )
+
+    code, output = run_pytest(
+        copy, "exercises/03_confirmation", "-k", "protected_meanwhile_stops_everything_first",
+    )
+
+    assert code == 1
+    failure = failure_of(
+        output, "test_a_row_protected_meanwhile_stops_everything_first_in_the_order"
+    )
+    assert "the admin history records 3 deletions, though the user was shown the ERROR" in failure
+    assert "that block committed them: the exception was caught inside the block" in failure
+    assert "Log and delete in one transaction.atomic" not in failure
 
 
 def test_a_message_worded_differently_shows_where():
