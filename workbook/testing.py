@@ -303,8 +303,21 @@ def post_action(client, model, action, selected, *, select_across=False, query="
 
 
 def messages_of(response):
-    """(level_tag, text) of each message shown on the page the response ended on."""
-    return [(m.level_tag, str(m)) for m in response.context["messages"]]
+    """(level_tag, text) of each message shown on the page the response ended on: an answer
+    without an admin page (a 400, a bare HttpResponse) fails the test saying what it was."""
+    __tracebackhide__ = True
+    context = getattr(response, "context", None)
+    if context is None or "messages" not in context:
+        from django.conf import settings
+
+        refused = (
+            f" Django answers 400 to a request it refuses, such as a POST with more fields "
+            f"than settings.DATA_UPLOAD_MAX_NUMBER_FIELDS ({settings.DATA_UPLOAD_MAX_NUMBER_FIELDS}"
+            ") allows: count what the form posts." if response.status_code == 400 else "")
+        expect(False, f"The request was answered {response.status_code} "
+               f"{getattr(response, 'reason_phrase', '')} without an admin page, so no message "
+               "could be shown." + refused)
+    return [(m.level_tag, str(m)) for m in context["messages"]]
 
 
 _NUMBER = re.compile(r"\d[\d,]*")
