@@ -325,6 +325,12 @@ _NUMBER = re.compile(r"\d[\d,]*")
 PLURAL_MIXED_UP = "Singular and plural are mixed up"
 
 
+def _shape(text):
+    """TEXT with its numbers as # and its words' plural s dropped: what stays the same when
+    only a count, and the forms that agree with it, change."""
+    return re.sub(r"\b(\w+?)s\b", r"\1", _NUMBER.sub("#", text))
+
+
 def _counts(text):
     return [int(n.replace(",", "")) for n in _NUMBER.findall(text)]
 
@@ -371,13 +377,18 @@ def message_differences(expected, shown):
             )
         if found == text:
             continue
-        if _NUMBER.sub("#", found) == _NUMBER.sub("#", text):
+        if _NUMBER.sub("#", found) == _NUMBER.sub("#", text) or (
+                _counts(found) != _counts(text) and _shape(found) == _shape(text)):
+            # The same words but for the numbers (and the forms that follow them).
             note = (f"The count differs: it says {', '.join(map(str, _counts(found)))}, "
                     f"expected {', '.join(map(str, _counts(text)))}.")
             if "delet" in text.lower() and sum(_counts(found)) > sum(_counts(text)):
                 note += (" delete() returns every row it deleted, the rows deleted with them "
                          "(on_delete=CASCADE) included: count the selected articles "
                          "themselves.")
+            elif "delet" in text.lower() and not any(_counts(found)):
+                note += (" A count taken once the rows are deleted finds none left: count "
+                         "what you delete before you delete it.")
             notes.append(note)
         elif (_counts(text) and _counts(found) == _counts(text)
               and _word_forms(found) == _word_forms(text)):

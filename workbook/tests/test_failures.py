@@ -334,6 +334,11 @@ def test_a_message_worded_differently_shows_where():
         [("warning", "No article was published: none of the selected articles is a draft.")],
     ) == ["The wording differs: expected “No articles were published:”, found “No article was "
           "published:”."]
+    # A count taken after the delete: the count is what is wrong, not the words that follow it.
+    assert message_differences(
+        [("success", "Deleted 1 article.")], [("success", "Deleted 0 articles.")],
+    ) == ["The count differs: it says 0, expected 1. A count taken once the rows are deleted "
+          "finds none left: count what you delete before you delete it."]
 
 
 def test_a_one_message_warning_worded_wrong_is_not_blamed_on_ngettext(copy):
