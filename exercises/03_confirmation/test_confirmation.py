@@ -174,16 +174,22 @@ DJANGO_REFUSALS = (
 )
 
 
+def refused_by_django(response):
+    """Why Django ran no action for this POST, or "": what to blame before the action."""
+    context = getattr(response, "context", None)
+    shown_now = messages_of(response) if context is not None and "messages" in context else []
+    refusal = next((text for _, text in shown_now if text in DJANGO_REFUSALS), None)
+    return (f"Django never ran your action: it answered {refusal!r}. The confirmation form "
+            "must post what the changelist's own form posts (task 1).") if refusal else ""
+
+
 def deletes_nothing(response, lead="So the confirming POST reaches your action, which deletes "
                                    "nothing"):
     """Why a confirming POST deleted nothing, for a test that has checked that what it tests
     (the action bar, the CSRF token, "select all", ...) is not the cause."""
-    refusal = next((text for _, text in messages_of(response) if text in DJANGO_REFUSALS), None)
+    refusal = refused_by_django(response)
     if refusal:
-        return (
-            f"Django never ran your action: it answered {refusal!r}. The confirmation form "
-            "must post what the changelist's own form posts (task 1)."
-        )
+        return refusal
     return (
         f"{lead}. test_confirming_deletes_the_articles_and_their_comments (task 2) checks "
         "that on its own: make it pass first."
@@ -380,8 +386,9 @@ def test_confirming_deletes_the_articles_and_their_comments(admin_client, admin_
         remaining(articles[:2]) == 0,
         "Pressing 'apply' on the confirmation page deleted "
         + ("none" if remaining(articles[:2]) == 2 else "only one")
-        + f" of the 2 articles; {shown(response)}. With 'apply' in request.POST, delete the "
-        "queryset (self.delete_queryset).",
+        + f" of the 2 articles; {shown(response)}. " + (
+            refused_by_django(response) or "With 'apply' in request.POST, delete the queryset "
+            "(self.delete_queryset)."),
     )
     expect(remaining(articles[2:]) == 1, "An article that was not selected was deleted.")
     expect(Comment.objects.count() == 2, "The deleted articles' comments should go too.")
@@ -411,15 +418,16 @@ def test_each_deletion_is_recorded_in_the_admin_history(admin_client, admin_user
     page = confirmation_page(admin_client, articles)
     expect_a_confirm_form(page)
 
-    submit_form(admin_client, page, "apply")
+    response = submit_form(admin_client, page, "apply")
 
     entries = LogEntry.objects.filter(action_flag=DELETION, user=admin_user)
     logged = sorted((e.object_id, e.object_repr) for e in entries)
     expected = sorted((str(a.pk), a.title) for a in articles)
     expect(
         logged == expected,
-        f"The admin history holds the deletions {logged}; expected {expected}. Call "
-        "self.log_deletions(request, queryset) before deleting, as delete_selected does.",
+        f"The admin history holds the deletions {logged}; expected {expected}. " + (
+            refused_by_django(response) or "Call self.log_deletions(request, queryset) before "
+            "deleting, as delete_selected does."),
     )
 
 
