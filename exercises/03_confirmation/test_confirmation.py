@@ -190,6 +190,15 @@ def deletes_nothing(response, lead="So the confirming POST reaches your action, 
     refusal = refused_by_django(response)
     if refusal:
         return refusal
+    context = getattr(response, "context", None)
+    if context is not None and "messages" in context and ("warning", CHANGED) in messages_of(
+            response):
+        # The selection did not change here: the digests the page and the POST compute differ.
+        return (
+            "Your action answered that the selection changed, yet nobody changed it: the "
+            "digest the page carries and the one the confirming POST computes differ for the "
+            "same rows. Compute both from the same thing, the same way (task 5)."
+        )
     return (
         f"{lead}. test_confirming_deletes_the_articles_and_their_comments (task 2) checks "
         "that on its own: make it pass first."
