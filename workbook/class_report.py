@@ -3,9 +3,15 @@
 Each results.json is one grading of one learner (by `workbook class grade`, or by `workbook
 grade` on a learner's CI runner). A learner's latest grading counts for the class; their
 earlier ones tell whether they are stuck: the same first unfinished task, and no more points,
-for two gradings or more.
+for two gradings or more. A learner who handed in nothing for an exercise has not started it:
+they stay out of its pass rates, which are those of the learners who tried.
+
+Every ordering is by count, then by name or text: the same files give the same report, byte
+for byte, whatever Python's hash seed.
 """
 
+import csv
+import io
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -132,6 +138,25 @@ def stuck(history):
     return (task, count, since) if count >= 2 else None
 
 
+def not_started(info, folder, tests):
+    """Whether a learner has not started FOLDER: every test of it fails, and they handed in
+    none of its files, or only the stubs as the workbook gave them (a clone carries them all).
+    A results.json that lists no files (`workbook grade`'s, on the learner's copy) cannot
+    tell: started."""
+    if not isinstance(info.get("files"), list) or any(t.get("status") == "pass" for t in tests):
+        return False
+    stubs = info.get("stubs") if isinstance(info.get("stubs"), list) else []
+    stubs = {str(path) for path in stubs}
+    return not any(str(path).startswith(f"exercises/{folder}/") and str(path) not in stubs
+                   for path in info["files"])
+
+
+def most_common(counter, count):
+    """Counter.most_common, ties broken by the text (not by what came first, which a set's
+    hash-seeded order decides)."""
+    return sorted(counter.items(), key=lambda item: (-item[1], item[0]))[:count]
+
+
 def build(gradings, trusted=()):
     """Everything the terminal summary and the HTML page show, as plain data.
 
@@ -153,16 +178,20 @@ def build(gradings, trusted=()):
             folders.append(exercise.folder)
     exercises, all_tasks = [], []
     for folder in folders:
-        learners = {name: [t for t in g.data["tests"] if t.get("exercise") == folder]
+        everyone = {name: [t for t in g.data["tests"] if t.get("exercise") == folder]
                     for name, g in latest.items()}
-        learners = {name: tests for name, tests in learners.items() if tests}
-        maximum = max(sum(t.get("max_points", 0) for t in tests) for tests in learners.values())
+        everyone = {name: tests for name, tests in everyone.items() if tests}
+        learners = {name: tests for name, tests in everyone.items()
+                    if not not_started(latest[name].info, folder, tests)}
+        maximum = max(sum(t.get("max_points", 0) for t in tests) for tests in everyone.values())
         points = {name: sum(t.get("points", 0) for t in tests) for name, tests in learners.items()}
         tasks = []
-        for task in sorted({t.get("task_id") for tests in learners.values() for t in tests}):
+        for task in sorted({t.get("task_id") for tests in everyone.values() for t in tests}):
             # A learner counts for the tasks they have tests of (a results.json may hold fewer).
             mine = [[t for t in tests if t.get("task_id") == task] for tests in learners.values()]
             mine = [tests for tests in mine if tests]
+            waiting = sum(any(t.get("task_id") == task for t in tests)
+                          for name, tests in everyone.items() if name not in learners)
             passed = sum(all(t.get("status") == "pass" for t in tests) for tests in mine)
             messages = Counter()
             for tests in learners.values():
@@ -174,19 +203,20 @@ def build(gradings, trusted=()):
                 "exercise": folder, "task": task,
                 "title": exercise.tasks[task - 1] if exercise and 0 < task <= len(exercise.tasks)
                 else f"task {task}",
-                "passed": passed, "learners": len(mine),
-                "rate": round(100 * passed / len(mine), 1),
+                "passed": passed, "learners": len(mine), "not_started": waiting,
+                "rate": round(100 * passed / len(mine), 1) if mine else None,
                 "messages": [{"text": text, "learners": n}
-                             for text, n in messages.most_common(TOP_MESSAGES)],
+                             for text, n in most_common(messages, TOP_MESSAGES)],
             }
             tasks.append(entry)
             all_tasks.append(entry)
         exercises.append({
             "exercise": folder, "title": titles[folder].title if folder in titles else folder,
-            "learners": len(learners), "max_points": maximum,
+            "learners": len(learners), "not_started": len(everyone) - len(learners),
+            "max_points": maximum,
             "complete": sum(all(t.get("status") == "pass" for t in tests)
                             for tests in learners.values()),
-            "mean": round(sum(points.values()) / len(points), 1),
+            "mean": round(sum(points.values()) / len(points), 1) if points else None,
             "distribution": distribution(points.values(), maximum),
             "tasks": tasks,
         })
@@ -197,6 +227,13 @@ def build(gradings, trusted=()):
         trouble = [f"{folder}: {run.get('status')}" for folder, run in
                    (info.get("runs") or {}).items() if run.get("status") != "graded"]
         blocked = stuck(history)
+        tests = data["tests"]
+        by_exercise = {folder: [t for t in tests if t.get("exercise") == folder]
+                       for folder in dict.fromkeys(t.get("exercise") for t in tests)}
+        # Nothing handed in: no exercise started, and no error or refused file says why.
+        untouched = bool(tests) and data.get("status") != "error" and not (
+            info.get("not_taken")) and all(not_started(info, folder, exercise_tests)
+                                           for folder, exercise_tests in by_exercise.items())
         rows.append({
             "learner": name, "points": data.get("points", 0),
             "max_points": data.get("max_points", 0), "percentage": data.get("percentage", 0.0),
@@ -204,13 +241,20 @@ def build(gradings, trusted=()):
             "trouble": trouble, "flags": info.get("flags") or [],
             "not_taken": info.get("not_taken") or [],
             "gradings": len(history), "graded_at": history[-1].graded_at,
-            "flagged": name in flagged,
+            "flagged": name in flagged, "untouched": untouched,
+            "exercises": {folder: sum(t.get("points", 0) for t in exercise_tests)
+                          for folder, exercise_tests in by_exercise.items()},
             "next": "{} task {}".format(*next_task(data)) if next_task(data) else "done",
             "stuck": {"exercise": blocked[0][0], "task": blocked[0][1], "gradings": blocked[1],
                       "since": blocked[2]} if blocked else None,
         })
-    hardest = sorted(all_tasks, key=lambda t: (t["rate"], t["exercise"], t["task"]))[:HARDEST]
+    for row in rows:
+        row["look"] = bool(row["trouble"] or row["flags"] or row["stuck"] or row["not_taken"]
+                           or row["untouched"] or row["status"] == "error")
+    tried = [t for t in all_tasks if t["rate"] is not None]
+    hardest = sorted(tried, key=lambda t: (t["rate"], t["exercise"], t["task"]))[:HARDEST]
     return {"learners": rows, "exercises": exercises,
+            "look": [row for row in rows if row["look"]],
             "hardest": [t for t in hardest if t["rate"] < 100],
             "gradings": len(gradings), "left_out": sorted(flagged)}
 
@@ -236,6 +280,8 @@ def terminal(report, console):
         table.add_column(column, justify="right" if column in ("points", "%") else "left")
     for row in report["learners"]:
         look = list(row["trouble"])
+        if row["untouched"]:
+            look.append("hands in nothing: the untouched stubs")
         if row["flags"]:
             look.append(f"{len(row['flags'])} flagged line{'s' * (len(row['flags']) != 1)}")
         if row["not_taken"]:
@@ -252,19 +298,58 @@ def terminal(report, console):
     if report["left_out"]:
         console.print(f"Left out of the figures below until you have looked at their flags "
                       f"(then: --trust NAME): {', '.join(report['left_out'])}")
-    tasks = Table(title="Per exercise and task: learners who pass every test of it")
-    for column in ("exercise", "task", "pass rate", "most common failure"):
-        tasks.add_column(column)
-    for exercise in report["exercises"]:
-        for task in exercise["tasks"]:
-            common = task["messages"][0] if task["messages"] else None
-            tasks.add_row(exercise["exercise"], f"{task['task']}. {task['title']}",
-                          f"{task['passed']}/{task['learners']} ({task['rate']:g} %)",
-                          f"{common['learners']}x {common['text']}" if common else "")
-    console.print(tasks)
+    if report["exercises"]:
+        tasks = Table(title="Per exercise and task: of the learners who started it, those who "
+                            "pass every test of it")
+        for column in ("exercise", "task", "pass rate", "most common failure"):
+            tasks.add_column(column)
+        for exercise in report["exercises"]:
+            for task in exercise["tasks"]:
+                common = task["messages"][0] if task["messages"] else None
+                tasks.add_row(exercise["exercise"], f"{task['task']}. {task['title']}",
+                              pass_rate(task),
+                              f"{common['learners']}x {common['text']}" if common else "")
+        console.print(tasks)
     if report["hardest"]:
         console.print("Hardest tasks: " + "; ".join(
-            f"{t['exercise']} task {t['task']} ({t['rate']:g} %)" for t in report["hardest"]))
+            f"{t['exercise']} task {t['task']}: {pass_rate(t)}" for t in report["hardest"]))
+
+
+def pass_rate(task):
+    """Such as `3/5 (60 %), 2 not started`: the rate is of those who started."""
+    rate = f"{task['passed']}/{task['learners']}" + (
+        f" ({task['rate']:g} %)" if task["rate"] is not None else "")
+    return rate + (f", {task['not_started']} not started" if task["not_started"] else "")
+
+
+# The gradebook
+
+FORMULA = ("=", "+", "-", "@", "\t", "\r")  # what makes a spreadsheet read a cell as a formula
+
+
+def gradebook(report):
+    """A CSV an LMS imports (Canvas, Moodle): a row per learner, the points of each exercise,
+    the total. A learner's name is a folder's: one that starts like a formula is quoted with
+    a ' so that a spreadsheet shows it, never runs it."""
+    order = {e.folder: i for i, e in enumerate(metadata.exercises())}
+    folders = sorted({folder for row in report["learners"] for folder in row["exercises"]},
+                     key=lambda folder: (order.get(folder, len(order)), folder))
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["learner", *map(_cell, folders), "points", "max_points", "percentage",
+                     "flags", "status"])
+    for row in report["learners"]:
+        status = ("flagged" if row["flagged"] else "nothing handed in" if row["untouched"]
+                  else row["status"] or "")
+        writer.writerow([_cell(row["learner"]),
+                         *(row["exercises"].get(folder, "") for folder in folders),
+                         row["points"], row["max_points"], row["percentage"],
+                         len(row["flags"]), _cell(status)])
+    return out.getvalue()
+
+
+def _cell(text):
+    return "'" + text if str(text).startswith(FORMULA) else text
 
 
 # The HTML page

@@ -621,6 +621,9 @@ class Grader:
             "runs": {folder: {"status": run.status, "seconds": round(run.seconds, 1),
                               "detail": run.detail} for folder, run in runs.items()},
             "files": sorted(submission.files),
+            # Handed in as the workbook gave them (a clone carries every stub): no work done.
+            "stubs": sorted(path for path, data in submission.files.items()
+                            if gitrepo.is_stub(path, data)),
             "not_taken": submission.notes,
             "flags": [vars(flag) for flag in flags],
         }

@@ -215,7 +215,7 @@ def class_report(args):
     RESULTS are results.json files or folders holding them (`workbook class grade`'s OUT,
     or the artifacts of the learners' CI runs). A learner's latest grading counts; earlier
     ones show who is stuck (the same task, no more points). --html writes a self-contained
-    page with charts.
+    page with charts, --csv a gradebook (a row per learner) an LMS imports.
     """
     import django
     from rich.console import Console
@@ -238,8 +238,11 @@ def class_report(args):
         console.print(line, markup=False)
     reporting.terminal(report, console)
     if args.html:
-        Path(args.html).write_text(reporting.html(report))
+        Path(args.html).write_text(reporting.html(report), encoding="utf-8")
         print(f"Wrote {args.html}")
+    if args.csv:
+        Path(args.csv).write_text(reporting.gradebook(report), encoding="utf-8", newline="")
+        print(f"Wrote {args.csv}")
     return 0
 
 
@@ -559,6 +562,9 @@ def build_parser():
     sub.add_argument("results", nargs="+", metavar="RESULTS",
                      help="results.json files, or folders holding them")
     sub.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page")
+    sub.add_argument("--csv", metavar="FILE",
+                     help="also write a gradebook an LMS imports (Canvas, Moodle): a row per "
+                          "learner, the points of each exercise and in all")
     sub.add_argument("--trust", action="append", default=[], metavar="LEARNER",
                      help="count this flagged learner in the class's figures (after a look "
                           "at their flags); repeatable")

@@ -41,8 +41,12 @@ def test_the_class_report_in_the_browser(chromium, tmp_path):
         assert chromium.title == f"Class report: {len(class_)} learners"
         looks = {box.get_attribute("data-learner"): box.text
                  for box in chromium.find_elements(By.CSS_SELECTOR, ".look")}
-        assert "forged" in looks["mallory"]
+        # Its report is a pipe now, not a file to rewrite: flagged, not forged.
+        assert "import atexit" in looks["mallory"]
         assert "Stuck on 01_basic_action task 1" in looks["alan"]
+        assert "Hands in nothing" in looks["alan"]
+        task = chromium.find_element(By.CSS_SELECTOR, 'tr[data-task="01_basic_action.1"]')
+        assert "1 not started" in task.text
         assert "ada" not in looks
         rows = chromium.find_elements(By.CSS_SELECTOR, "tr[data-learner]")
         assert [row.get_attribute("data-learner") for row in rows] == sorted(class_)

@@ -660,8 +660,9 @@ def reported(graded, tmp_path_factory):
         "points": 1, "max_points": 2, "percentage": 50.0,
         "exercises": [{"exercise": "<em>ex</em>", "title": "t", "passed": 0, "tests": 1,
                        "points": 1, "max_points": 2}],
+        # Its failure is in exercise 02, where few others fail: among the messages shown.
         "tests": [{"name": "t", "status": "fail", "message": "<img src=x onerror=alert(1)>",
-                   "task_id": 1, "exercise": EXERCISES[0].folder, "points": 1,
+                   "task_id": 1, "exercise": EXERCISES[1].folder, "points": 1,
                    "max_points": 2}],
         # It claims another learner's name, graded after the class: it must not take her row.
         "workbook": {"learner": "dana", "graded_at": "2099-01-02T00:00:00+00:00",
@@ -704,8 +705,25 @@ def test_the_report_sends_trouble_and_flags_to_a_human(graded, reported):
     assert "import _pytest.reports" in _look(html, "patches-pytest")
     assert "symbolic link" in _look(html, "links-the-answer")
     assert "git clone failed" in _look(html, "no-such-repo")
-    for name in ("solved-folder", "solved-clone", "half-02-only", "untouched"):
+    for name in ("solved-folder", "solved-clone", "half-02-only", "solved-crlf"):
         assert _look(html, name) == "", name
+
+
+def test_the_report_tells_who_handed_in_nothing(graded, reported):
+    """A clone with its stubs as the workbook gave them, and empty folders: nothing handed in,
+    said so; a syntax error, a link not taken or a folder that is no submission is something
+    else, said otherwise."""
+    untouched = graded["results"]["untouched"]["workbook"]
+    assert untouched["files"] == untouched["stubs"] == [ONE, TWO]
+    assert graded["results"]["solved-clone"]["workbook"]["stubs"] == []
+    html = reported["html"]
+    for name in ("untouched", "carol-workbook", "empty-folders"):
+        assert "Hands in nothing: the untouched stubs." in _look(html, name), name
+        assert "nothing handed in" in _row(html, name), name
+        assert re.search(rf"{name} +│ +0/66 .*hands in nothing", reported["stdout"]), name
+    for name in ("syntax-error", "links-exercises", "not-a-submission", "half-02-only"):
+        assert "Hands in nothing" not in _look(html, name), name
+        assert "nothing handed in" not in _row(html, name), name
 
 
 def test_a_learner_is_named_by_where_their_file_was_found(graded, reported):
@@ -742,21 +760,38 @@ def test_the_report_finds_who_is_stuck(reported):
     assert "Stuck" not in _look(html, "solved-folder")  # went from 0 to every point
 
 
+def started(results, folder):
+    """Whether a learner passes a test of FOLDER or handed in a file of it that is not its
+    stub (a results.json without the list of files: started)."""
+    info = results["workbook"]
+    if "files" not in info:
+        return True
+    return any(p.startswith(f"exercises/{folder}/") and p not in info["stubs"]
+               for p in info["files"]) or any(
+        t["status"] == "pass" for t in results["tests"] if t["exercise"] == folder)
+
+
 def test_the_report_s_pass_rates_are_the_class_s(graded, reported):
     """Over the learners whose files raised no flag, and those trusted after a look (the
-    artifact's learner): the others wait for a human."""
+    artifact's learner): the others wait for a human. Over those who started the exercise:
+    the others are counted apart."""
     learners = [r for r in graded["results"].values() if not r["workbook"]["flags"]]
     learners.append(reported["artifact"])
     for exercise in EXERCISES:
+        waiting = sum(not started(r, exercise.folder) for r in learners)
+        assert 0 < waiting < len(learners)
         for task in range(1, len(exercise.tasks) + 1):
             tests = [[t for t in r["tests"]
                       if t["exercise"] == exercise.folder and t["task_id"] == task]
-                     for r in learners]
+                     for r in learners if started(r, exercise.folder)]
             tests = [mine for mine in tests if mine]
             passing = sum(all(t["status"] == "pass" for t in mine) for mine in tests)
             row = re.search(rf'<tr data-task="{exercise.folder}.{task}">(.*?)</tr>',
                             reported["html"], re.S)[1]
             assert f">{passing}/{len(tests)}<" in row
+            assert f">{waiting} not started<" in row
+            rate = f"{round(100 * passing / len(tests), 1):g}"
+            assert f"{passing}/{len(tests)} ({rate} %), {waiting} not" in reported["stdout"]
 
 
 def test_flagged_learners_show_their_points_but_wait_for_a_look(graded, reported):
@@ -777,6 +812,81 @@ def test_the_report_is_self_contained_and_escapes_what_learners_wrote(reported):
     assert "&lt;b&gt;mallory" in html and "&lt;img src=x" in html
     assert "<script" not in html
     assert "<svg" in html
+
+
+def _report(*args, seed="0"):
+    """`workbook class report ARGS` with Python's hash seed SEED."""
+    env = {key: value for key, value in os.environ.items() if key != "WORKBOOK_SOLUTIONS"}
+    done = subprocess.run([sys.executable, "-c", CONSOLE_SCRIPT, "class", "report", *args],
+                          cwd=metadata.ROOT, env={**env, "PYTHONHASHSEED": seed},
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_the_report_is_the_same_whatever_the_hash_seed(graded, tmp_path):
+    """Messages as often seen (once each, for a learner who comes first) are shown in the
+    order of their text, not in a set's order, which the hash seed decides."""
+    tests = [{"name": f"t{number}", "status": "fail", "message": f"AssertionError: wrong {word}",
+              "task_id": 1, "exercise": EXERCISES[0].folder, "points": 0, "max_points": 1}
+             for number, word in enumerate(["alpha", "bravo", "charlie", "delta", "echo",
+                                            "foxtrot"])]
+    (tmp_path / "aaron").mkdir()
+    (tmp_path / "aaron" / "results.json").write_text(json.dumps(
+        {"version": 3, "status": "fail", "points": 0, "max_points": 6, "tests": tests}))
+    page, said = tmp_path / "report.html", []
+    for seed in ("1", "2"):
+        said.append((_report(str(graded["out"]), str(tmp_path / "aaron"), "--html", str(page),
+                             seed=seed), page.read_bytes()))
+    assert said[0] == said[1]
+    row = re.search(rf'<tr data-task="{EXERCISES[0].folder}.1">(.*?)</tr>', said[0][1].decode(),
+                    re.S)[1]
+    shown = [(-int(n), text) for n, text in re.findall(r"<li>(\d+)× <code>(.*?)</code>", row)]
+    assert len(shown) == 3 and shown == sorted(shown)
+
+
+def test_the_gradebook_is_a_csv_an_lms_imports(graded, tmp_path):
+    """A row per learner: the points of each exercise, and in all. A learner's name that a
+    spreadsheet would read as a formula is quoted with a '."""
+    import csv
+
+    (tmp_path / "=HYPERLINK(1)").mkdir()
+    shutil.copy(graded["out"] / "dana" / "results.json", tmp_path / "=HYPERLINK(1)")
+    gradebook = tmp_path / "gradebook.csv"
+    said = _report(str(graded["out"]), str(tmp_path / "=HYPERLINK(1)"), "--csv", str(gradebook))
+    assert f"Wrote {gradebook}" in said
+    with open(gradebook, newline="", encoding="utf-8") as file:
+        rows = list(csv.reader(file))
+    folders = [e.folder for e in EXERCISES]
+    assert rows[0] == ["learner", *folders, "points", "max_points", "percentage", "flags",
+                       "status"]
+    by_learner = {row[0]: dict(zip(rows[0], row)) for row in rows[1:]}
+    assert len(rows) - 1 == len(by_learner) == len(graded["results"]) + 1
+    assert by_learner["'=HYPERLINK(1)"]["points"] == str(graded["results"]["dana"]["points"])
+    for name, results in graded["results"].items():
+        row = by_learner[name]
+        assert [int(row[f]) for f in folders] == [points(results, f)["points"] for f in folders]
+        assert int(row["points"]) == results["points"] == sum(int(row[f]) for f in folders)
+        assert int(row["max_points"]) == results["max_points"]
+        assert float(row["percentage"]) == results["percentage"]
+        assert int(row["flags"]) == len(results["workbook"]["flags"])
+    assert by_learner["patches-pytest"]["status"] == "flagged"
+    assert by_learner["untouched"]["status"] == "nothing handed in"
+    assert by_learner["solved-folder"]["status"] == "pass"
+
+
+def test_a_report_has_no_empty_section(graded, tmp_path):
+    """Nobody to look at: no "Needs a look"; nobody started: no pass rates, nor hardest tasks."""
+    page = tmp_path / "report.html"
+    _report(str(graded["out"] / "solved-folder"), "--html", str(page))
+    html = page.read_text()
+    assert "Needs a look" not in html and "Hardest tasks" not in html
+    assert "Every test passes for 1 of the 1 learner who started it" in html
+    said = _report(str(graded["out"] / "untouched"), "--html", str(page))
+    html = page.read_text()
+    assert "Needs a look" in html and "Hardest tasks" not in html
+    assert "Nobody has started it; 1 not started." in html
+    assert "Hardest tasks" not in said and "0/0, 1 not started" in said
 
 
 # What is flagged, and bad input
