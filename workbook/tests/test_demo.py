@@ -190,18 +190,24 @@ def order_statuses(env):
     return dict(query(env, "SELECT status, COUNT(*) FROM refund_desk_order GROUP BY status"))
 
 
-def test_serve_runs_a_task_worker_that_does_a_queued_refund(demo_env, tmp_path):
-    """The editor refunds every order with "select all": more than the inline limit, so the
-    request only queues it, and the worker serve started beside the server does it."""
-    env, where = demo_env
+def serve_solutions(env, tmp_path):
+    """`workbook serve --solutions` on a free port: (process, port, its log). A file, not a
+    pipe: the worker prints a mail per refund (the console backend), and a pipe nobody reads
+    would block it mid-task."""
     port = free_port()
-    # A file, not a pipe: the worker prints hundreds of mails (the console backend), and a
-    # pipe nobody reads would block it mid-task.
     log = tmp_path / "serve.log"
     server = subprocess.Popen(
         [sys.executable, "-c", CONSOLE_SCRIPT, "serve", "--solutions", "--port", str(port)],
         env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
     )
+    return server, port, log
+
+
+def test_serve_runs_a_task_worker_that_does_a_queued_refund(demo_env, tmp_path):
+    """The editor refunds every order with "select all": more than the inline limit, so the
+    request only queues it, and the worker serve started beside the server does it."""
+    env, where = demo_env
+    server, port, log = serve_solutions(env, tmp_path)
     workers = []
     try:
         base = f"http://127.0.0.1:{port}"
@@ -259,12 +265,7 @@ def test_three_clerks_confirming_the_same_refund_at_once_refund_each_order_once(
     import urllib.error
 
     env, _ = demo_env
-    port = free_port()
-    log = tmp_path / "serve.log"
-    server = subprocess.Popen(
-        [sys.executable, "-c", CONSOLE_SCRIPT, "serve", "--solutions", "--port", str(port)],
-        env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    server, port, log = serve_solutions(env, tmp_path)
     try:
         base = f"http://127.0.0.1:{port}"
         changelist = f"{base}/admin/refund_desk/order/"
