@@ -1,7 +1,8 @@
 """`workbook class report`: where a class stands and where it struggles, from results.json files.
 
 Each results.json is one grading of one learner (by `workbook class grade`, or by `workbook
-grade` on a learner's CI runner). A learner's latest grading counts for the class; their
+grade` on a learner's CI runner); so is each result.json of Classroom 50's (`workbook grade
+--classroom50`, published by its runner, fetched by `gh teacher download`). A learner's latest grading counts for the class; their
 earlier ones tell whether they are stuck: the same first unfinished task, and no more points,
 for two gradings or more. A learner who handed in nothing for an exercise has not started it:
 they stay out of its pass rates, which are those of the learners who tried.
@@ -17,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import metadata
+from . import classroom50, metadata
 
 TOP_MESSAGES = 3  # most common failure messages shown per task
 HARDEST = 5
@@ -41,18 +42,20 @@ class Grading:
 
 
 def find_results(paths):
-    """Every results.json under `paths` (files or folders), in a stable order."""
+    """Every results.json and result.json under `paths` (files or folders), in a stable
+    order."""
     found = []
     for name in paths:
         path = Path(name)
         if path.is_dir():
-            found += sorted(path.rglob("results.json"))
+            found += sorted([*path.rglob("results.json"), *path.rglob("result.json")])
         elif path.is_file():
             found.append(path)
         else:
             raise ReportError(f"{name}: no such file or folder")
     if not found:
-        raise ReportError("no results.json found in " + ", ".join(map(str, paths)))
+        raise ReportError("no results.json (nor result.json) found in "
+                          + ", ".join(map(str, paths)))
     return found
 
 
@@ -67,6 +70,9 @@ def load(paths, skipped=None):
             data = json.loads(path.read_text())
         except (OSError, ValueError) as error:
             data, problem = None, f"not a results.json ({error})"
+        if not problem and path.name == "result.json":
+            data = classroom50.as_results(data)
+            problem = data if isinstance(data, str) else ""
         problem = problem or _malformed(data)
         if problem:
             if skipped is None:
@@ -87,6 +93,10 @@ def load(paths, skipped=None):
 
 def _malformed(data):
     """What makes DATA no results.json the report can read, or ''."""
+    if isinstance(data, list) and all(isinstance(e, dict) and "submission_tag" in e
+                                      for e in data):
+        return ("Classroom 50's history of submissions (`gh teacher download`'s results.json),"
+                " not the workbook's: its result.json beside it is read")
     if not isinstance(data, dict) or not isinstance(data.get("tests"), list):
         return "not a results.json (no list of tests)"
     if not isinstance(data.get("workbook") or {}, dict):

@@ -13,7 +13,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import databases, gitrepo, learner, lessons, metadata, progress, tools
+from . import classroom50, databases, gitrepo, learner, lessons, metadata, progress, tools
 
 ROOT = metadata.ROOT
 
@@ -119,7 +119,15 @@ def grade(args):
     """Grade every exercise: points per test and exercise, total and percentage.
 
     This grades in your own process: for a class, instructors use `workbook class grade`.
+    --classroom50 writes the result.json Classroom 50 publishes, for the submission its runner
+    names in CLASSROOM, ASSIGNMENT, SUBMISSION_TAG, COMMIT_URL, RELEASE_URL and OWNER.
     """
+    submission = None
+    if args.classroom50:
+        try:  # before grading: a result that names no submission is never written
+            submission = classroom50.submission()
+        except ValueError as error:
+            raise UsageError(str(error)) from None
     code, report, output = progress.run_suites()
     if report is None:
         print(output)
@@ -134,6 +142,10 @@ def grade(args):
     if args.json:
         Path(args.json).write_text(json.dumps(graded, indent=2) + "\n")
         print(f"Wrote {args.json}")
+    if submission:
+        result = classroom50.result(graded, submission)
+        Path(args.classroom50).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"Wrote {args.classroom50} ({classroom50.SCHEMA})")
     if args.junit:
         Path(args.junit).write_text(progress.junit(report))
         print(f"Wrote {args.junit}")
@@ -512,6 +524,9 @@ def build_parser():
     command("solutions-branch", solutions_branch)
     sub = command("grade", grade)
     sub.add_argument("--json", metavar="FILE", help="write Exercism-style results.json (v3)")
+    sub.add_argument("--classroom50", metavar="FILE",
+                     help="write Classroom 50's result.json (classroom50/result/v1), for the "
+                          "submission its runner names in the environment")
     sub.add_argument("--junit", metavar="FILE", help="write JUnit XML")
     sub.add_argument("--summary", metavar="FILE",
                      help="append the points as a Markdown table (e.g. $GITHUB_STEP_SUMMARY)")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from workbook import classroom, metadata, mutants
+from workbook import classroom, classroom50, metadata, mutants
 
 from . import test_cli
 from .test_cli import CONSOLE_SCRIPT
@@ -752,6 +752,63 @@ def test_a_malformed_results_json_costs_one_line_not_the_report(graded, tmp_path
     assert "not-json/results.json: not a results.json" in said
     assert "solved-folder" in said
     assert page.read_text().count("left out</li>") == 3
+
+
+def test_the_report_reads_classroom50_s_result_json(tmp_path):
+    """As `gh teacher download` leaves them: a folder per repository, its latest result.json
+    (what `workbook grade --classroom50` wrote, which Classroom 50's runner published) and
+    its history of submissions (results.json, Classroom 50's, not the workbook's). The
+    learner is the folder, whatever the file says; a file that is none costs a line."""
+    import csv
+
+    one = EXERCISES[0].folder
+    tests = [{"name": f"exercises/{one}/tests.py::test_{n}", "status": status,
+              "message": message, "task_id": task, "exercise": one, "points": points,
+              "max_points": maximum}
+             for n, (status, message, task, points, maximum) in enumerate(
+                 [("pass", None, 1, 3, 3), ("fail", "AssertionError: no message", 2, 0, 2)])]
+    graded = {"points": 3, "max_points": 5, "tests": tests}
+    fields = {"schema": classroom50.SCHEMA, "classroom": "django-2026",
+              "assignment": "admin-actions", "assignment_type": "individual", "owner": "alice",
+              "submission": "submit/2026-12-07T16-00-00Z-abc1234",
+              "commit": "https://github.com/c/r/commit/abc1234",
+              "release": "https://github.com/c/r/releases/tag/submit%2F2026-12-07T16-00-00Z-abc1234",
+              "review": "https://github.com/c/r/commit/abc1234",
+              "datetime": "2026-12-07T16:00:00Z"}
+    result = classroom50.result(graded, fields)
+    download = tmp_path / "download"
+    for repository, data in {
+            "django-2026-admin-actions-alice": result,
+            # bob's file says it is alice's: it is bob's row, with its points.
+            "django-2026-admin-actions-bob": {**result, "score": 0, "tests": [
+                {**t, "passed": False, "score": 0} for t in result["tests"]]},
+            "not-classroom50": {**result, "schema": "classroom50/result/v2"},
+            "no-tests": {**result, "score": 0, "max-score": 0, "tests": []},
+            "no-task": {**result, "tests": [{"test-name": "t", "passed": True, "score": 3,
+                                             "max-score": 3}]}}.items():
+        (download / repository).mkdir(parents=True)
+        (download / repository / "result.json").write_text(json.dumps(data))
+    history = [{"submission_tag": result["submission"], "result": result}]
+    (download / "django-2026-admin-actions-alice" / "results.json").write_text(
+        json.dumps(history))
+    gradebook = tmp_path / "gradebook.csv"
+
+    # Without spaces: the terminal wraps a long path anywhere.
+    said = "".join(_report(str(download), "--csv", str(gradebook)).split())
+
+    with open(gradebook, newline="", encoding="utf-8") as file:
+        rows = {row["learner"]: row for row in csv.DictReader(file)}
+    assert set(rows) == {"django-2026-admin-actions-alice", "django-2026-admin-actions-bob"}
+    alice, bob = rows["django-2026-admin-actions-alice"], rows["django-2026-admin-actions-bob"]
+    assert (alice[one], alice["points"], alice["max_points"]) == ("3", "3", "5")
+    assert (bob[one], bob["points"], bob["max_points"]) == ("0", "0", "5")
+    for line in ("not-classroom50/result.json: not a Classroom 50 result.json (its schema is "
+                 "not classroom50/result/v1), left out",
+                 "no-tests/result.json: a Classroom 50 result.json with no tests",
+                 "no-task/result.json: not a results.json (test 1's task_id is not a number)",
+                 "alice/results.json: Classroom 50's history of submissions"):
+        assert "".join(line.split()) in said
+    assert said.count(",leftout") == 4
 
 
 def test_the_report_finds_who_is_stuck(reported):

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -28,10 +29,12 @@ RESTORE_1 = metadata.runnable("workbook restore 1")
 CONSOLE_SCRIPT = "import sys; from workbook.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
-def workbook(*args, cwd=metadata.ROOT, without=()):
-    """`workbook ARGS` to its end, without $WORKBOOK_SOLUTIONS (nor the variables WITHOUT)."""
+def workbook(*args, cwd=metadata.ROOT, without=(), extra=None):
+    """`workbook ARGS` to its end, without $WORKBOOK_SOLUTIONS (nor the variables WITHOUT),
+    with the variables EXTRA."""
     env = {key: value for key, value in os.environ.items()
            if key != "WORKBOOK_SOLUTIONS" and key not in without}
+    env.update(extra or {})
     return subprocess.run(
         [sys.executable, "-c", CONSOLE_SCRIPT, *args], cwd=cwd, env=env, capture_output=True,
         text=True,
@@ -615,6 +618,119 @@ def test_grade_writes_exercism_results_and_junit(tmp_path):
     suites = ET.parse(junit).getroot().findall("testsuite")
     assert [s.get("name") for s in suites] == [e.folder for e in metadata.exercises()]
     assert "total" in done.stdout and "0.0%" in done.stdout
+
+
+# What Classroom 50's runner gives an autograder (its runner.py, run_entrypoint), for alice's
+# repository django-2026-admin-actions-alice in the organization django-class.
+RUNNER = "https://github.com/django-class/django-2026-admin-actions-alice"
+CLASSROOM50_ENV = {
+    "CLASSROOM": "django-2026", "ASSIGNMENT": "admin-actions", "ASSIGNMENT_TYPE": "individual",
+    "USERNAME": "alice", "OWNER": "alice",
+    "SUBMISSION_TAG": "submit/2026-12-07T16-00-00Z-abc1234",
+    "COMMIT_URL": f"{RUNNER}/commit/abc1234",
+    "RELEASE_URL": f"{RUNNER}/releases/tag/submit%2F2026-12-07T16-00-00Z-abc1234",
+    "REVIEW_URL": f"{RUNNER}/compare/0000000...abc1234",
+    "PAGES_BASE_URL": "https://django-class.github.io/classroom50",
+}
+UTC_SECONDS = r"^\d{4}-\d{2}-\d{2}T([01]\d|2[0-3]):[0-5]\d:[0-5]\dZ$"
+NON_EMPTY = {"type": "string", "minLength": 1}
+POINTS = {"type": "integer", "minimum": 0}
+# Classroom 50's schemas/result-v1.schema.json (draft 2020-12), rule for rule: a closed object,
+# its thirteen required fields and two optional ones (graded_at, submitted_by); tests are
+# open objects (diagnostic fields allowed) with four required ones.
+RESULT_V1 = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object", "additionalProperties": False,
+    "required": ["schema", "classroom", "assignment", "assignment_type", "owner", "submission",
+                 "commit", "release", "review", "datetime", "score", "max-score", "tests"],
+    "properties": {
+        "schema": {"const": "classroom50/result/v1"},
+        "classroom": NON_EMPTY, "assignment": NON_EMPTY, "owner": NON_EMPTY,
+        "assignment_type": {"enum": ["individual", "group", "team"]},
+        "submission": {"type": "string", "pattern": "^submit/"},
+        "commit": NON_EMPTY, "release": NON_EMPTY, "review": NON_EMPTY,
+        "datetime": {"type": "string", "pattern": UTC_SECONDS},
+        "graded_at": {"type": "string", "pattern": UTC_SECONDS},
+        "score": POINTS, "max-score": POINTS,
+        "tests": {"type": "array", "items": {
+            "type": "object", "additionalProperties": True,
+            "required": ["test-name", "passed", "score", "max-score"],
+            "properties": {"test-name": NON_EMPTY, "passed": {"type": "boolean"},
+                           "score": POINTS, "max-score": POINTS}}},
+        "submitted_by": {
+            "type": "object", "additionalProperties": False, "required": ["username"],
+            "properties": {"username": NON_EMPTY, "id": {"type": ["integer", "null"]}}},
+    },
+}
+
+
+def check_classroom50_result(result, graded):
+    """As Classroom 50 checks a result: its schema (as its test_artifact_schemas.py does), then
+    what a schema cannot say (its runner's validate_result): the submission is the one the
+    runner named, no score above its maximum. And it is the same grading as results.json."""
+    import jsonschema
+
+    jsonschema.Draft202012Validator.check_schema(RESULT_V1)
+    errors = [error.message for error in jsonschema.Draft202012Validator(RESULT_V1)
+              .iter_errors(result)]
+    assert errors == []
+    env = CLASSROOM50_ENV
+    assert (result["classroom"], result["assignment"], result["owner"],
+            result["assignment_type"]) == ("django-2026", "admin-actions", "alice", "individual")
+    assert (result["submission"], result["commit"], result["release"], result["review"]) == (
+        env["SUBMISSION_TAG"], env["COMMIT_URL"], env["RELEASE_URL"], env["REVIEW_URL"])
+    assert result["datetime"] <= result["graded_at"]
+    assert 0 <= result["score"] <= result["max-score"] > 0
+    assert result["score"] == sum(t["score"] for t in result["tests"])
+    assert result["max-score"] == sum(t["max-score"] for t in result["tests"])
+    assert all(0 <= t["score"] <= t["max-score"] for t in result["tests"])
+    assert (result["score"], result["max-score"]) == (graded["points"], graded["max_points"])
+    assert [(t["test-name"], t["passed"], t["task_id"], t["exercise"]) for t in result["tests"]] \
+        == [(t["name"], t["status"] == "pass", t["task_id"], t["exercise"])
+            for t in graded["tests"]]
+
+
+@pytest.mark.parametrize("state", ["untouched", "solved"])
+def test_grade_writes_classroom50_s_result(clone, state):
+    """`grade --classroom50` in the learner's checkout, as Classroom 50's runner starts an
+    autograder there: untouched stubs get no point, the reference answers every one."""
+    (clone / ".venv").symlink_to(metadata.ROOT / ".venv")
+    if state == "solved":
+        for exercise in metadata.exercises():
+            for name in exercise.learner_files:
+                shutil.copy(exercise.solution_path / name, clone / "exercises" / exercise.folder
+                            / name)
+    done = workbook("grade", "--classroom50", "result.json", "--json", "results.json",
+                    cwd=clone, extra=CLASSROOM50_ENV)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Wrote result.json (classroom50/result/v1)" in done.stdout
+    result = json.loads((clone / "result.json").read_text())
+    graded = json.loads((clone / "results.json").read_text())
+    check_classroom50_result(result, graded)
+    # The submission instant, as Classroom 50 defines it: the graded commit's committer date.
+    committed = datetime.fromtimestamp(int(git(clone, "log", "-1", "--format=%ct")), UTC)
+    assert result["datetime"] == committed.strftime("%Y-%m-%dT%H:%M:%SZ")
+    passed = [t["passed"] for t in result["tests"]]
+    if state == "solved":
+        assert all(passed) and result["score"] == result["max-score"]
+    else:
+        assert not any(passed) and result["score"] == 0
+
+
+def test_grade_for_classroom50_says_what_the_runner_did_not_give():
+    env = {**CLASSROOM50_ENV, "SUBMISSION_TAG": ""}
+    done = workbook("grade", "--classroom50", "never.json", extra=env)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "missing: SUBMISSION_TAG" in done.stderr
+    assert not (metadata.ROOT / "never.json").exists()
+    done = workbook("grade", "--classroom50", "never.json",
+                    extra={**CLASSROOM50_ENV, "OWNER": "", "USERNAME": ""})
+    assert done.returncode == 2 and "missing: OWNER (or USERNAME)" in done.stderr
+    done = workbook("grade", "--classroom50", "never.json",
+                    extra={**CLASSROOM50_ENV, "SUBMISSION_TAG": "main"})
+    assert done.returncode == 2 and "grades submit/* tags only" in done.stderr
+    assert not (metadata.ROOT / "never.json").exists()
 
 
 def test_watch_runs_again_when_a_file_is_saved(clone):
