@@ -2,9 +2,9 @@
 
 Each results.json is one grading of one learner (by `workbook class grade`, or by `workbook
 grade` on a learner's CI runner); so is each result.json of Classroom 50's (`workbook grade
---classroom50`, published by its runner, fetched by `gh teacher download`). A learner's latest grading counts for the class; their
-earlier ones tell whether they are stuck: the same first unfinished task, and no more points,
-for two gradings or more. A learner who handed in nothing for an exercise has not started it:
+--classroom50`, published by its runner, fetched by `gh teacher download`). A learner's
+latest grading counts for the class; their earlier ones tell whether they are stuck: the same
+first unfinished task, and no more points, for two gradings or more. A learner who handed in nothing for an exercise has not started it:
 they stay out of its pass rates, which are those of the learners who tried.
 
 Every ordering is by count, then by name or text: the same files give the same report, byte
@@ -54,7 +54,7 @@ def find_results(paths):
         else:
             raise ReportError(f"{name}: no such file or folder")
     if not found:
-        raise ReportError("no results.json (nor result.json) found in "
+        raise ReportError("no results.json found (nor a Classroom 50 result.json) in "
                           + ", ".join(map(str, paths)))
     return found
 

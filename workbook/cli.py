@@ -225,7 +225,8 @@ def class_report(args):
     """Where a class stands: per exercise and task, pass rates, points, failures, who is stuck.
 
     RESULTS are results.json files or folders holding them (`workbook class grade`'s OUT,
-    or the artifacts of the learners' CI runs). A learner's latest grading counts; earlier
+    or the artifacts of the learners' CI runs), or Classroom 50's result.json files (what
+    `gh teacher download` fetches). A learner's latest grading counts; earlier
     ones show who is stuck (the same task, no more points). --html writes a self-contained
     page with charts, --csv a gradebook (a row per learner) an LMS imports.
     """
@@ -575,7 +576,8 @@ def build_parser():
                           "stop without it) or never (off)")
     sub = class_command("report", class_report)
     sub.add_argument("results", nargs="+", metavar="RESULTS",
-                     help="results.json files, or folders holding them")
+                     help="results.json (or Classroom 50 result.json) files, or folders "
+                          "holding them")
     sub.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page")
     sub.add_argument("--csv", metavar="FILE",
                      help="also write a gradebook an LMS imports (Canvas, Moodle): a row per "

@@ -772,7 +772,8 @@ def test_the_report_reads_classroom50_s_result_json(tmp_path):
               "assignment": "admin-actions", "assignment_type": "individual", "owner": "alice",
               "submission": "submit/2026-12-07T16-00-00Z-abc1234",
               "commit": "https://github.com/c/r/commit/abc1234",
-              "release": "https://github.com/c/r/releases/tag/submit%2F2026-12-07T16-00-00Z-abc1234",
+              "release": "https://github.com/c/r/releases/tag/submit%2F2026-12-07T16-00-00Z-"
+                         "abc1234",
               "review": "https://github.com/c/r/commit/abc1234",
               "datetime": "2026-12-07T16:00:00Z"}
     result = classroom50.result(graded, fields)
