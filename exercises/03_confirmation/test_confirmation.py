@@ -160,10 +160,16 @@ def successes(response):
     return [text for level, text in messages_of(response) if level == "success"]
 
 
+def page_messages(response):
+    """The messages the page shows, or [] for an answer without an admin page: for a failure
+    message, which must not fail on its own (messages_of does, to say what the answer was)."""
+    context = getattr(response, "context", None)
+    return messages_of(response) if context is not None and "messages" in context else []
+
+
 def shown(response):
     """What the page the user landed on said, for a failure message."""
-    context = getattr(response, "context", None)
-    found = messages_of(response) if context is not None and "messages" in context else []
+    found = page_messages(response)
     return f"the page showed {found}" if found else "the page showed no message"
 
 
@@ -176,9 +182,8 @@ DJANGO_REFUSALS = (
 
 def refused_by_django(response):
     """Why Django ran no action for this POST, or "": what to blame before the action."""
-    context = getattr(response, "context", None)
-    shown_now = messages_of(response) if context is not None and "messages" in context else []
-    refusal = next((text for _, text in shown_now if text in DJANGO_REFUSALS), None)
+    refusal = next((text for _, text in page_messages(response) if text in DJANGO_REFUSALS),
+                   None)
     return (f"Django never ran your action: it answered {refusal!r}. The confirmation form "
             "must post what the changelist's own form posts (task 1).") if refusal else ""
 
@@ -190,9 +195,7 @@ def deletes_nothing(response, lead="So the confirming POST reaches your action, 
     refusal = refused_by_django(response)
     if refusal:
         return refusal
-    context = getattr(response, "context", None)
-    if context is not None and "messages" in context and ("warning", CHANGED) in messages_of(
-            response):
+    if ("warning", CHANGED) in page_messages(response):
         # The selection did not change here: the digests the page and the POST compute differ.
         return (
             "Your action answered that the selection changed, yet nobody changed it: the "
