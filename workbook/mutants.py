@@ -451,6 +451,8 @@ def _suite_env():
     env = {k: v for k, v in os.environ.items() if k not in ("WORKBOOK_SOLUTIONS", "PYTHONPATH")}
     # Two mutants can have the same size and mtime second: never reuse a compiled file.
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    # pytest cuts its FAILED lines to the terminal's width: the same verdict on every terminal.
+    env["COLUMNS"] = "160"
     return env
 
 
