@@ -11,7 +11,7 @@ PYTHONDONTWRITEBYTECODE stays on, so no compiled file of one mutant is reused by
 Started as `python -m workbook.mutant_worker FOLDER OUTPUT TIMEOUT` with the copy as its
 working directory, so that `workbook` and `exercises` are the copy's, never the main tree's.
 Protocol, one JSON line each way: once warm, the worker says {"ready": true} (or
-{"error": why}); for each line the parent sends, it answers {"code": N, "failed": LINE or
+{"error": why}); for each {"extra": [pytest's arguments]} the parent sends, it answers {"code": N, "failed": LINE or
 null, "tail": TEXT} or, for a suite over TIMEOUT seconds, {"timeout": true}.
 """
 
@@ -49,13 +49,13 @@ class Worker:
         self.output = self.workdir.with_name(self.workdir.name + ".out")
         self.process = None
 
-    def run(self):
-        """Run the suite on the files now in the copy: (exit code or None on timeout, first
-        FAILED line, tail of the output)."""
+    def run(self, extra=()):
+        """Run the suite on the files now in the copy, with EXTRA arguments to pytest: (exit
+        code or None on timeout, first FAILED line, tail of the output)."""
         try:
             if self.process is None or self.process.poll() is not None:
                 self._start()
-            self.process.stdin.write("run\n")
+            self.process.stdin.write(json.dumps({"extra": list(extra)}) + "\n")
             self.process.stdin.flush()
             reply = self._read()
         except (OSError, ValueError) as error:
@@ -154,11 +154,11 @@ def kill_group(pid):
         pass
 
 
-def judge(exercise, output, timeout):
+def judge(exercise, output, timeout, extra=()):
     """One run of the suite in a fresh fork: the reply to the parent."""
     from . import watch
 
-    pid = watch.fork_run(exercise, PYTEST_EXTRA, output=output, own_group=True)
+    pid = watch.fork_run(exercise, (*PYTEST_EXTRA, *extra), output=output, own_group=True)
     try:
         code = wait(pid, timeout)
     except BaseException:
@@ -189,8 +189,8 @@ def main(argv):
         say({"error": problem or f"no exercise {folder!r}"})
         return 1
     say({"ready": True})
-    while sys.stdin.readline():
-        say(judge(exercise, output, timeout))
+    for line in sys.stdin:
+        say(judge(exercise, output, timeout, json.loads(line)["extra"]))
     return 0
 
 

@@ -24,6 +24,7 @@ import ast
 import contextlib
 import copy
 import difflib
+import json
 import os
 import re
 import shutil
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Queue
 
-from . import gitrepo, lessons, metadata, mutant_worker
+from . import gitrepo, lessons, metadata, mutant_calls, mutant_worker
 
 THRESHOLD = 90.0
 TIMEOUT = 120
@@ -64,6 +65,9 @@ class Mutant:
     transplant: bool = False
     outcome: str = ""  # killed, survived or timeout
     detail: str = ""
+    # The qualified names of the functions whose bodies alone it changed, or None: then
+    # something that may reach every test changed (mutant_calls: only their callers run).
+    functions: frozenset | None = None
 
 
 @dataclass
@@ -424,15 +428,18 @@ def mutants_of(exercise, problems, database=None):
             if key in seen:
                 continue
             seen.add(key)
-            mutants.append(Mutant(mutant_id, files, _diff(baseline[name], source, name)))
+            mutants.append(Mutant(mutant_id, files, _diff(baseline[name], source, name),
+                                  functions=changed_functions(baseline, files)))
     for mutant_id, changed in hand_written(exercise, answers, problems, database):
         files = {**answers, **changed}
         diff = "\n".join(_diff(answers[n], changed[n], n) for n in changed)
-        mutants.append(Mutant(mutant_id, files, diff, hand_written=True))
+        mutants.append(Mutant(mutant_id, files, diff, hand_written=True,
+                              functions=changed_functions(answers, files)))
     for mutant_id, changed in transplants(exercise, problems) if database is None else ():
         files = {**answers, **changed}
         diff = "\n".join(_diff(answers[n], changed[n], n) for n in changed)
-        mutants.append(Mutant(mutant_id, files, diff, hand_written=True, transplant=True))
+        mutants.append(Mutant(mutant_id, files, diff, hand_written=True, transplant=True,
+                              functions=changed_functions(answers, files)))
     # The same id twice (the same change in two places of one function): number them.
     counts = {}
     for mutant in mutants:
@@ -440,6 +447,73 @@ def mutants_of(exercise, problems, database=None):
         if counts[mutant.id] > 1:
             mutant.id = f"{mutant.id} #{counts[mutant.id]}"
     return baseline, mutants
+
+
+# Which tests can tell a wrong answer apart
+
+
+class _Bodies(ast.NodeTransformer):
+    """Each function's own body, dumped, by qualified name (as code objects' co_qualname
+    gives it); what is left once every body is `pass` is the code that runs on import."""
+
+    def __init__(self):
+        self.scope, self.bodies = [], {}
+
+    def visit_ClassDef(self, node):
+        self.scope.append(node.name)
+        self.generic_visit(node)
+        self.scope.pop()
+        return node
+
+    def visit_FunctionDef(self, node):
+        # Decorators, defaults and annotations run where the def is, not in the body.
+        node.decorator_list = [self.visit(d) for d in node.decorator_list]
+        node.args = self.visit(node.args)
+        name = ".".join([*self.scope, node.name])
+        self.scope += [node.name, "<locals>"]
+        body = [self.visit(statement) for statement in node.body]
+        del self.scope[-2:]
+        self.bodies[name] = ast.dump(ast.Module(body=body, type_ignores=[]))
+        node.body = [ast.Pass()]
+        return node
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+
+def _split(text):
+    """(the code that runs on import, {qualname: body}) of a Python file."""
+    bodies = _Bodies()
+    skeleton = bodies.visit(ast.parse(text))
+    return ast.dump(skeleton), bodies.bodies
+
+
+def changed_functions(before, after):
+    """The qualified names of the functions whose bodies alone tell AFTER from BEFORE (the
+    learner's files, name -> text), or None when anything else differs: a template, or
+    code that runs on import (a class attribute, a decorator, a signature)."""
+    names = set()
+    for name in before.keys() | after.keys():
+        if before.get(name) == after.get(name):
+            continue
+        if not name.endswith(".py") or name not in before or name not in after:
+            return None
+        try:
+            (outline, old), (new_outline, new) = _split(before[name]), _split(after[name])
+        except SyntaxError:
+            return None
+        if outline != new_outline:
+            return None
+        names |= {q for q in old.keys() | new.keys() if old.get(q) != new.get(q)}
+    return frozenset(names)
+
+
+def chosen_tests(calls, functions):
+    """The node ids of the tests that may fail on a wrong answer changing FUNCTIONS (None:
+    anything), from the reference answer's CALLS (mutant_calls), the quickest first."""
+    everyone = functions is None or functions & set(calls["everyone"])
+    chosen = [test for test, called in calls["tests"].items()
+              if everyone or mutant_calls.EVERYTHING in called or functions & set(called)]
+    return sorted(chosen, key=lambda test: calls["seconds"].get(test, 0.0))
 
 
 # Running the suite on each
@@ -456,7 +530,7 @@ def _suite_env():
     return env
 
 
-def _run(workdir, exercise, files, worker=None, select=None):
+def _run(workdir, exercise, files, worker=None, select=None, extra=()):
     """Put `files` in place of the learner's, run the exercise's suite: killed or survived.
 
     WORKER, a mutant_worker.Worker started in WORKDIR, runs it in a warm fork; without one, a
@@ -465,10 +539,11 @@ def _run(workdir, exercise, files, worker=None, select=None):
     for name, text in files.items():
         (workdir / "exercises" / exercise.folder / name).write_text(text)
     if worker is not None:
-        return _verdict(*worker.run())
+        return _verdict(*worker.run(extra))
     command = [
         sys.executable, "-m", "pytest", f"exercises/{exercise.folder}", "-q",
         "-p", "no:cacheprovider", *mutant_worker.PYTEST_EXTRA, *(["-k", select] if select else []),
+        *extra,
     ]
     try:
         done = subprocess.run(command, cwd=workdir, env=_suite_env(), capture_output=True,
@@ -504,10 +579,13 @@ def _copies(tmp, exercise, jobs, fresh, stack):
     return copies
 
 
-def check(exercise, jobs, progress=print, database=None, fresh=False, every=1):
+def check(exercise, jobs, progress=print, database=None, fresh=False, every=1,
+          selective=True):
     """Run every wrong answer of EXERCISE (or every EVERY-th, a sample for tests), JOBS at a
     time: in warm forked workers, or with FRESH in a new pytest process each (slower, the
-    reference the workers are tested on)."""
+    reference the workers are tested on). SELECTIVE: each runs only the tests that call a
+    function it changed (mutant_calls); without, the whole suite, as the selection is
+    tested against."""
     problems = []
     started = time.monotonic()
     baseline, mutants = mutants_of(exercise, problems, database)
@@ -525,14 +603,17 @@ def check(exercise, jobs, progress=print, database=None, fresh=False, every=1):
           contextlib.ExitStack() as stack):
         copies = _copies(tmp, exercise, jobs, fresh, stack)
 
-        def run(files):
+        def run(files, extra=()):
             workdir, worker = copies.get()
             try:
-                return _run(workdir, exercise, files, worker, select)
+                return _run(workdir, exercise, files, worker, select, extra)
             finally:
                 copies.put((workdir, worker))
 
-        state, detail = run(baseline)
+        # The reference answer's run also records which tests call which function.
+        recorded = Path(tmp) / "calls.json"
+        state, detail = run(baseline, ("-p", "workbook.mutant_calls",
+                                       f"--mutant-calls={recorded}"))
         if state != "survived":
             problems.append(
                 "the reference answer itself fails the suite in a copy of the workbook, so "
@@ -540,9 +621,24 @@ def check(exercise, jobs, progress=print, database=None, fresh=False, every=1):
             )
             outcome.seconds = time.monotonic() - started
             return outcome
+        # Without a record (a run that was replaced, as in tests), every test runs.
+        calls = (json.loads(recorded.read_text())
+                 if selective and not select and recorded.exists() else None)
+
+        def judge(numbered):
+            number, mutant = numbered
+            if calls is None:
+                return run(mutant.files)
+            tests = chosen_tests(calls, mutant.functions)
+            if not tests:
+                return "survived", ""
+            chosen = Path(tmp) / f"tests-{number}.json"
+            chosen.write_text(json.dumps(tests))
+            return run(mutant.files, ("-p", "workbook.mutant_calls", f"--mutant-tests={chosen}"))
+
         with ThreadPoolExecutor(jobs) as pool:
             for done, (mutant, result) in enumerate(
-                zip(mutants, pool.map(lambda m: run(m.files), mutants)), start=1
+                zip(mutants, pool.map(judge, enumerate(mutants))), start=1
             ):
                 mutant.outcome, mutant.detail = result
                 if mutant.outcome == "error":

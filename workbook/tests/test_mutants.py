@@ -1,15 +1,17 @@
 """The mutation check: which wrong answers it makes, and how it judges them."""
 
+import json
 import pathlib
 import re
 import shutil
+import subprocess
 import sys
 import textwrap
 import time
 
 import pytest
 
-from workbook import metadata, mutant_worker, mutants
+from workbook import metadata, mutant_calls, mutant_worker, mutants
 
 STUB = textwrap.dedent('''\
     from django.contrib import admin, messages
@@ -155,7 +157,7 @@ def test_a_transplant_the_suite_passes_is_a_problem(monkeypatch):
         "transplant": [{"name": "copied", "text": answer}]
     })
     monkeypatch.setattr(mutants, "python_mutants", lambda *args: [])
-    monkeypatch.setattr(mutants, "_run", lambda workdir, ex, files, worker, select: ("survived", ""))
+    monkeypatch.setattr(mutants, "_run", lambda *args: ("survived", ""))
 
     outcome = mutants.check(exercise, jobs=1, progress=lambda *a: None)
 
@@ -180,12 +182,115 @@ def test_warm_workers_judge_each_wrong_answer_as_fresh_processes_do():
     answer survives both, or check would report a problem)."""
     exercise = metadata.find("1")
 
-    fresh = mutants.check(exercise, jobs=2, progress=lambda *a: None, fresh=True, every=5)
-    warm = mutants.check(exercise, jobs=2, progress=lambda *a: None, every=5)
+    fresh = mutants.check(exercise, jobs=2, progress=lambda *a: None, fresh=True, every=5,
+                          selective=False)
+    warm = mutants.check(exercise, jobs=2, progress=lambda *a: None, every=5, selective=False)
 
     assert fresh.problems == [] and warm.problems == []
     assert len(warm.mutants) > 15
     assert verdicts(warm) == verdicts(fresh)
+
+
+def test_running_only_the_callers_of_what_changed_gives_the_whole_suite_s_verdicts():
+    """Each wrong answer runs only the tests that call a function it changed, the quickest
+    first: on a sample of exercise 01, every verdict is the one the whole suite gives in its
+    own order (the first failing test may differ, as the order does)."""
+    exercise = metadata.find("1")
+
+    whole = mutants.check(exercise, jobs=2, progress=lambda *a: None, every=5, selective=False)
+    chosen = mutants.check(exercise, jobs=2, progress=lambda *a: None, every=5)
+
+    assert whole.problems == [] and chosen.problems == []
+    assert sum(m.functions is not None for m in chosen.mutants) > 15
+    assert {m.id: m.outcome for m in chosen.mutants} == {m.id: m.outcome for m in whole.mutants}
+
+
+BEFORE = """\
+from django.contrib import admin
+
+
+class OrderAdmin(admin.ModelAdmin):
+    actions = ["refund"]
+
+    @admin.action(permissions=["change"])
+    def refund(self, request, queryset):
+        def mail(order):
+            return order.email
+        return [mail(o) for o in queryset]
+
+    def note(self, request):
+        return "noted"
+"""
+
+
+@pytest.mark.parametrize("before, after, expected", [
+    (BEFORE, BEFORE.replace('"noted"', '"none"'), {"OrderAdmin.note"}),
+    (BEFORE, BEFORE.replace("return order.email", "return order"),
+     {"OrderAdmin.refund.<locals>.mail"}),
+    (BEFORE, BEFORE.replace("def mail(order)", "def mail(order=None)"), {"OrderAdmin.refund"}),
+    (BEFORE, BEFORE.replace('permissions=["change"]', ""), None),
+    (BEFORE, BEFORE.replace('actions = ["refund"]', "actions = []"), None),
+    (BEFORE, BEFORE.replace("    def note", "    def other(self):\n        pass\n\n    def note"),
+     None),
+    (BEFORE, BEFORE + "\nprint(1)\n", None),
+    (BEFORE, "def broken(:\n", None),
+], ids=["a body", "a nested body", "a nested def's default", "a decorator", "a class attribute",
+        "a new method", "code on import", "a syntax error"])
+def test_what_a_wrong_answer_changed_is_a_function_body_or_anything(before, after, expected):
+    """Only a change confined to function bodies narrows the tests; anything else that runs
+    on import (decorators, attributes, signatures, new functions) may reach every test."""
+    assert mutants.changed_functions({"admin.py": before}, {"admin.py": after}) == (
+        None if expected is None else frozenset(expected))
+    assert mutants.changed_functions({"t.html": "a"}, {"t.html": "b"}) is None
+
+
+def test_the_answer_s_run_records_which_test_calls_which_learner_function(tmp_path):
+    """Exercise 01's suite on its reference answer, recorded as the mutation check records it:
+    a test that publishes calls make_published and not make_draft, and the one that only
+    reads the dropdown calls neither."""
+    exercise = metadata.find("1")
+    copy = tmp_path / "workbook"
+    shutil.copytree(metadata.ROOT, copy, ignore=mutants.NOT_COPIED)
+    for name in exercise.learner_files:
+        shutil.copy(exercise.solution_path / name, copy / "exercises" / exercise.folder / name)
+    recorded = tmp_path / "calls.json"
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", f"exercises/{exercise.folder}", "-q",
+         "-p", "no:cacheprovider", "-p", "workbook.mutant_calls", f"--mutant-calls={recorded}"],
+        cwd=copy, env=mutants._suite_env(), capture_output=True, text=True, timeout=300)
+
+    assert done.returncode == 0, done.stdout[-2000:]
+    calls = json.loads(recorded.read_text())
+    tests = {nodeid.split("::")[1]: set(called) for nodeid, called in calls["tests"].items()}
+    publishes = tests["test_make_published_publishes_only_the_selected_articles"]
+    assert "ArticleAdmin.make_published" in publishes
+    assert "ArticleAdmin.make_draft" not in publishes
+    assert not {"ArticleAdmin.make_published", "ArticleAdmin.make_draft"} & tests[
+        "test_make_published_is_offered_in_the_dropdown"]
+    assert set(calls["seconds"]) == set(calls["tests"])
+
+
+RECORDS_A_PROCESS = """\
+import json, subprocess, sys
+from pathlib import Path
+from workbook import mutant_calls
+recorder = mutant_calls.Recorder(Path(sys.argv[1]), set()).start()
+recorder.owner = "quiet"
+recorder.calls["quiet"] = set()
+recorder.owner = "spawns"
+subprocess.run(["true"], check=True)
+print(json.dumps({k: sorted(v) for k, v in recorder.calls.items()}))
+"""
+
+
+def test_a_test_that_starts_a_process_is_recorded_as_calling_everything(tmp_path):
+    """What a process of its own runs (a task queue's worker, say) is out of sys.monitoring's
+    sight: the test that started it must run for every wrong answer."""
+    done = subprocess.run([sys.executable, "-c", RECORDS_A_PROCESS, str(tmp_path / "c.json")],
+                          cwd=metadata.ROOT, capture_output=True, text=True, check=True)
+
+    assert json.loads(done.stdout) == {"quiet": [], "spawns": [mutant_calls.EVERYTHING]}
 
 
 SLOW_ADMIN = '''\
