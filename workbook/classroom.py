@@ -588,16 +588,18 @@ class Grader:
             expected = self.baseline[exercise.folder] if self.baseline else list(reported.values())
             for test in expected:
                 mine = reported.get(test["nodeid"])
+                output = ""
                 if mine is not None and mine.get("outcome") in ("passed", "failed", "error",
                                                                 "skipped"):
                     outcome, message = mine["outcome"], str(mine.get("message") or "")
+                    output = str(mine.get("output") or "")[:1000]
                 else:
                     outcome = "error"
                     message = (submission.problem if run is None
                                else f"{exercise.folder}: {run.detail or 'not reported'}")
                 if self.baseline and outcome == "skipped":
                     outcome, message = "error", message or "skipped"
-                tests.append({**test, "outcome": outcome, "message": message})
+                tests.append({**test, "outcome": outcome, "message": message, "output": output})
         report = {"tests": tests, "broken": {}}
         for run in runs.values():
             if run.report:
@@ -607,10 +609,12 @@ class Grader:
         graded["exercises"] = [e for e in graded["exercises"] if e["exercise"] in chosen]
         trouble = [f"{folder}: {run.status}, {run.detail}" for folder, run in runs.items()
                    if run.status != "graded"]
+        # Exercism's "error" is a run whose tests did not run, and then says why; a suite in
+        # trouble among others that ran makes its tests errors, each saying why.
         if submission.problem:
             graded["status"] = "error"
             graded["message"] = f"the submission could not be read: {submission.problem}"
-        elif trouble:
+        elif trouble and all(run.status != "graded" for run in runs.values()):
             graded["status"] = "error"
             graded["message"] = "; ".join(trouble)
         graded["workbook"] = {
@@ -645,8 +649,9 @@ class Grader:
         self.baseline = {e.folder: [] for e in self.exercises}
         for test in graded["tests"]:
             self.baseline[test["exercise"]].append({
-                "nodeid": test["name"], "exercise": test["exercise"],
+                "nodeid": test["nodeid"], "exercise": test["exercise"],
                 "task": test["task_id"], "points": test["max_points"],
+                "name": test["name"], "test_code": test["test_code"],
             })
         return graded
 

@@ -1,7 +1,8 @@
 """Where a learner stands: one pytest run over every suite, shown as a board or graded.
 
 Grades follow Exercism's test-runner results.json (version 3: an overall status, and per test
-its name, status, message and task id), with points added; JUnit XML serves CI-based graders.
+its name, code, status, message, output and task id), with points added; JUnit XML serves
+CI-based graders.
 """
 
 import json
@@ -108,16 +109,24 @@ def board(report):
 
 
 STATUS = {"passed": "pass", "failed": "fail", "error": "error", "skipped": "error"}
+# Exercism's limit on a test's output, and what it says where it cut.
+OUTPUT_LIMIT = 500
+TRUNCATED = "\nOutput was truncated. Please limit to 500 chars"
 
 
 def results(report):
-    """Exercism's results.json (version 3) for the whole workbook, with points added."""
+    """Exercism's results.json (version 3) for the whole workbook, with points added: per
+    test its name as a sentence, its code, what the code under test printed, its task; the
+    pytest node id, exercise and points beside them (extra keys, which the spec allows)."""
     tests = [
         {
-            "name": test["nodeid"],
+            "name": test.get("name") or test["nodeid"],
             "status": STATUS[test["outcome"]],
             "message": test["message"] or None,
+            "test_code": test.get("test_code", ""),
+            **({"output": _limited(test["output"])} if test.get("output") else {}),
             "task_id": test["task"],
+            "nodeid": test["nodeid"],
             "exercise": test["exercise"],
             "points": test["points"] if test["outcome"] == "passed" else 0,
             "max_points": test["points"],
@@ -125,13 +134,13 @@ def results(report):
         for test in report["tests"]
         if test["outcome"] != "skipped"  # not on this database: no points either way
     ]
-    statuses = {t["status"] for t in tests}
+    status, message = _overall(tests, report)
     earned = sum(t["points"] for t in tests)
     possible = sum(t["max_points"] for t in tests)
     return {
         "version": 3,
-        "status": "error" if "error" in statuses else "fail" if "fail" in statuses else "pass",
-        "message": None,
+        "status": status,
+        "message": message,
         "points": earned,
         "max_points": possible,
         "percentage": round(100 * earned / possible, 1) if possible else 0.0,
@@ -148,6 +157,21 @@ def results(report):
         ],
         "tests": tests,
     }
+
+
+def _overall(tests, report):
+    """The spec's status and message: "error" (with what went wrong) only when no test ran
+    properly; "fail" when one failed or errored; else "pass"."""
+    if tests and any(t["status"] != "error" for t in tests):
+        return ("fail" if any(t["status"] != "pass" for t in tests) else "pass"), None
+    broken = report.get("broken") or {}
+    reasons = [f"{folder}: {why}" for folder, why in sorted(broken.items())]
+    first = next((t["message"] for t in tests if t["message"]), None)
+    return "error", "\n".join(reasons) or first or "No test ran."
+
+
+def _limited(output):
+    return output if len(output) <= OUTPUT_LIMIT else output[:OUTPUT_LIMIT] + TRUNCATED
 
 
 def junit(report):

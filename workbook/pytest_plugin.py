@@ -4,9 +4,14 @@ Loaded by the root conftest.py. Graded tests are the tests under exercises/<fold
 marked @pytest.mark.task(N, points=P).
 """
 
+import ast
+import functools
+import inspect
 import json
 import os
+import re
 import sys
+import textwrap
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,6 +28,9 @@ class Result:
     points: int
     outcome: str  # passed, failed, error or skipped
     message: str
+    name: str = ""  # the test as a sentence (Exercism's "name")
+    test_code: str = ""  # the test function's body (Exercism's "test_code")
+    output: str = ""  # what the code under test printed (Exercism's "output")
 
 
 _results_key = pytest.StashKey[dict]()
@@ -265,8 +273,36 @@ def pytest_runtest_makereport(item, call):
                 points=marker.kwargs.get("points", 1),
                 outcome=outcome,
                 message=_message(report),
+                name=readable_name(item),
+                test_code=test_code(item.function),
+                # Enough to tell that it was cut (results.json keeps 500 characters): a
+                # flood of output must not flood the report.
+                output=report.capstdout[:1000],
             )
     return report
+
+
+def readable_name(item):
+    """The test as a sentence: test_a_refund_s_page_asks[one] -> "A refund's page asks (one)"."""
+    words = item.originalname.removeprefix("test_").replace("_", " ")
+    words = re.sub(r"(?<=\w) s\b", "'s", words)
+    callspec = getattr(item, "callspec", None)
+    return words[:1].upper() + words[1:] + (f" ({callspec.id})" if callspec else "")
+
+
+@functools.cache
+def test_code(function):
+    """The body of a test function, without its docstring, dedented."""
+    try:
+        source = textwrap.dedent(inspect.getsource(function))
+        definition = ast.parse(source).body[0]
+    except (OSError, TypeError, SyntaxError, IndexError):
+        return ""
+    body = definition.body
+    if len(body) > 1 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]  # the docstring
+    lines = source.splitlines()[body[0].lineno - 1:body[-1].end_lineno]
+    return textwrap.dedent("\n".join(lines))
 
 
 def _message(report):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from workbook import classroom, classroom50, metadata, mutants
+from workbook import classroom, classroom50, metadata, mutants, progress
 
 from . import test_cli
 from .test_cli import CONSOLE_SCRIPT
@@ -396,6 +396,12 @@ def nothing(results, folder):
     return points(results, folder)["points"] == 0
 
 
+def said(results, folder):
+    """What the tests of FOLDER say: a suite in trouble makes each of its tests an error that
+    says why (Exercism's overall message is only for a run whose tests did not run)."""
+    return "\n".join(t["message"] or "" for t in results["tests"] if t["exercise"] == folder)
+
+
 def runs(results):
     return {folder: run["status"] for folder, run in results["workbook"]["runs"].items()}
 
@@ -475,8 +481,11 @@ def test_a_hang_costs_only_its_own_exercise_and_says_where(graded):
     one, two = (e.folder for e in EXERCISES)
     assert runs(results) == {one: "timeout", two: "graded"}
     assert nothing(results, one) and full(results, two)
-    assert results["status"] == "error"
-    assert f"running exercises/{one}/admin.py, line 2 when stopped" in results["message"]
+    # Exercism's "error" is for a run whose tests did not run: 02's did.
+    assert (results["status"], results["message"]) == ("fail", None)
+    assert all(f"running exercises/{one}/admin.py, line 2 when stopped" in t["message"]
+               and t["status"] == "error" for t in results["tests"] if t["exercise"] == one)
+    assert "line 2 when stopped" in said(results, one)
 
 
 def test_an_endless_action_costs_its_own_exercise_only(graded):
@@ -484,7 +493,16 @@ def test_an_endless_action_costs_its_own_exercise_only(graded):
     one, two = (e.folder for e in EXERCISES)
     assert runs(results) == {one: "graded", two: "timeout"}
     assert full(results, one) and nothing(results, two)
-    assert f"running exercises/{two}/admin.py, line" in results["message"]
+    assert f"running exercises/{two}/admin.py, line" in said(results, two)
+
+
+def test_each_test_is_named_and_shown_as_exercism_asks(graded):
+    """The names and the test code come from the reference run, never from a submission."""
+    tests = graded["results"]["solved-folder"]["tests"]
+    assert all(t["name"] and "::" not in t["name"] and t["test_code"] for t in tests)
+    forged = graded["results"]["forges-json"]["tests"]
+    assert [(t["name"], t["test_code"]) for t in forged] == [
+        (t["name"], t["test_code"]) for t in tests]
 
 
 def test_learners_are_named_by_their_folder_url_owner_or_roster(graded):
@@ -502,6 +520,10 @@ def test_endless_output_is_bounded(graded):
     assert not full(results, one) and full(results, two)
     assert any("File too large" in t["message"] for t in results["tests"]
                if t["exercise"] == one and t["message"])
+    # Exercism's output of a test: 500 characters, then the spec's notice.
+    floods = [t["output"] for t in results["tests"] if t["exercise"] == one and "output" in t]
+    assert floods and all(o.startswith("x" * 500) and o.endswith("limit to 500 chars")
+                          and len(o) == 500 + len(progress.TRUNCATED) for o in floods)
     size = (graded["out"] / "floods-output" / "output.txt").stat().st_size
     assert size < 4 * classroom.OUTPUT_KEPT
 
@@ -509,7 +531,7 @@ def test_endless_output_is_bounded(graded):
 def test_a_crash_is_said_and_graded_as_nothing(graded):
     results = graded["results"]["crashes"]
     assert runs(results)[EXERCISES[0].folder] == "crashed"
-    assert "SIGKILL" in results["message"]
+    assert "SIGKILL" in said(results, EXERCISES[0].folder)
     assert results["points"] == 0
     assert {"import signal", "os.kill"} <= flagged(results)
 
@@ -533,8 +555,8 @@ def test_outcomes_rewritten_in_the_graded_process_are_caught(graded, name):
     one = EXERCISES[0].folder
     assert runs(results)[one] == "forged", results["workbook"]["runs"]
     assert nothing(results, one)
-    assert results["status"] == "error"
-    assert "changed in the grading process" in results["message"]
+    assert all("changed in the grading process" in t["message"]
+               for t in results["tests"] if t["exercise"] == one)
 
 
 @pytest.mark.parametrize("name, flag", [
@@ -578,7 +600,7 @@ def test_a_run_over_a_limit_is_stopped_and_names_it(graded, name, limit):
     assert limit in results["workbook"]["runs"][one]["detail"]
     assert results["workbook"]["runs"][one]["seconds"] < TIMEOUT / 2
     assert nothing(results, one) and full(results, two)
-    assert limit in results["message"]
+    assert limit in said(results, one)
 
 
 def test_a_submission_cannot_write_outside_its_scratch_folder(graded):

@@ -609,7 +609,7 @@ def test_grade_writes_exercism_results_and_junit(tmp_path):
     elsewhere = 0 if databases.is_postgresql() else 8
     assert graded["max_points"] == sum(e.points for e in metadata.exercises()) - elsewhere
     assert not any(metadata.POSTGRESQL_ONLY in (t["message"] or "") for t in graded["tests"])
-    assert (any(t["name"].endswith("test_two_clerks_refunding_the_same_orders_at_once_refund_"
+    assert (any(t["nodeid"].endswith("test_two_clerks_refunding_the_same_orders_at_once_refund_"
                                    "each_once") for t in graded["tests"])
             == databases.is_postgresql())
     first = graded["tests"][0]

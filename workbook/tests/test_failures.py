@@ -396,13 +396,53 @@ def test_the_failure_footer_names_the_hint_command(stub_run):
 
 
 def test_grade_json_keeps_each_failure_message_whole(copy):
+    """And follows Exercism's spec to the letter: each test's name as a sentence, its code,
+    what the learner's code printed during it (500 characters at most, then the spec's
+    notice); "fail" overall, with no message, when tests ran and some failed."""
+    admin = copy / "exercises" / "01_basic_action" / "admin.py"
+    admin.write_text(admin.read_text().replace(
+        "    actions = []\n",
+        "    actions = []\n\n    def get_actions(self, request):\n"
+        "        print('debug ' * 100)\n        return super().get_actions(request)\n"))
+
     code, output = workbook(copy, "grade", "--json", "results.json")
 
     assert code == 0, output
-    tests = json.loads((copy / "results.json").read_text())["tests"]
-    offered = next(t for t in tests if t["name"].endswith("::test_make_published_is_offered_in_the_dropdown"))
+    graded = json.loads((copy / "results.json").read_text())
+    assert (graded["version"], graded["status"], graded["message"]) == (3, "fail", None)
+    tests = graded["tests"]
+    offered = next(t for t in tests if t["nodeid"].endswith("::test_make_published_is_offered_in_the_dropdown"))
     assert offered["message"].startswith("The Article changelist offers this user no action")
     assert "\nActions offered now: delete_selected.\n" in offered["message"]
+    assert offered["name"] == "Make published is offered in the dropdown"
+    assert offered["test_code"] == ('expect_action_offered(\n    admin_client, Article, '
+                                    '"make_published", "Mark selected articles as published"\n)')
+    assert offered["output"] == ("debug " * 100)[:500] + (
+        "\nOutput was truncated. Please limit to 500 chars")
+    assert all(t["name"] and "::" not in t["name"] and t["test_code"] for t in tests)
+    assert not any("output" in t for t in tests if t["exercise"] != "01_basic_action")
+
+
+def test_grade_json_is_an_error_only_when_no_test_ran_and_then_says_why():
+    """Exercism keeps "error" for a run whose tests did not run, and then requires the
+    message; one errored test among others that ran is a "fail"."""
+    from workbook import progress
+
+    def report(*outcomes, broken=None):
+        return {"broken": broken or {}, "tests": [
+            {"nodeid": f"exercises/01_basic_action/t.py::test_{n}", "exercise": "01_basic_action",
+             "task": 1, "points": 1, "outcome": outcome, "message": f"{outcome} {n}"}
+            for n, outcome in enumerate(outcomes)]}
+
+    assert progress.results(report("passed", "error"))["status"] == "fail"
+    assert progress.results(report("passed", "passed"))["status"] == "pass"
+    assert progress.results(report("passed"))["message"] is None
+    none_ran = progress.results(report("error", "error", broken={
+        "01_basic_action": "admin.py does not import: SyntaxError, line 3"}))
+    assert (none_ran["status"], none_ran["message"]) == (
+        "error", "01_basic_action: admin.py does not import: SyntaxError, line 3")
+    assert progress.results(report("error"))["message"] == "error 0"
+    assert progress.results(report())["status"] == "error"
 
 
 # 9. The board and an admin.py that does not import
