@@ -273,7 +273,7 @@ def pytest_runtest_makereport(item, call):
                 points=marker.kwargs.get("points", 1),
                 outcome=outcome,
                 message=_message(report),
-                name=readable_name(item),
+                name=f"{exercise.number:02d}, task {task}: {readable_name(item)}",
                 test_code=test_code(item.function),
                 # Enough to tell that it was cut (results.json keeps 500 characters): a
                 # flood of output must not flood the report.

@@ -497,7 +497,11 @@ def test_an_endless_action_costs_its_own_exercise_only(graded):
 
 
 def test_each_test_is_named_and_shown_as_exercism_asks(graded):
-    """The names and the test code come from the reference run, never from a submission."""
+    """Every learner's results.json keeps Exercism's rules, whatever their submission did;
+    the names and the test code come from the reference run, never from a submission."""
+    assert {name: test_cli.exercism_errors(results)
+            for name, results in graded["results"].items()} == {
+        name: [] for name in graded["results"]}
     tests = graded["results"]["solved-folder"]["tests"]
     assert all(t["name"] and "::" not in t["name"] and t["test_code"] for t in tests)
     forged = graded["results"]["forges-json"]["tests"]

@@ -596,6 +596,54 @@ def test_git_commands_outside_a_checkout_say_so(tmp_path):
     assert "is not a git checkout of the workbook" in done.stderr
 
 
+# Exercism's test-runner interface (exercism/docs, building/tooling/test-runners/interface.md),
+# its rules for version 3 restated as a JSON schema: "error" overall needs a message, and any
+# other status has none; every test has a name, a status and (concept exercises, as these are)
+# its code; output is cut at 500 characters with the spec's notice; a task id is a number.
+EXERCISM_V3 = {
+    "type": "object",
+    "required": ["version", "status", "tests"],
+    "properties": {
+        "version": {"const": 3},
+        "status": {"enum": ["pass", "fail", "error"]},
+        "message": {"type": ["string", "null"]},
+        "tests": {"type": "array", "items": {
+            "type": "object",
+            "required": ["name", "status", "test_code"],
+            "properties": {
+                "name": {"type": "string", "minLength": 1, "not": {"pattern": "::"}},
+                "status": {"enum": ["pass", "fail", "error"]},
+                "message": {"type": ["string", "null"]},
+                "test_code": {"type": "string", "minLength": 1},
+                "output": {"type": "string", "minLength": 1, "maxLength": 500 + len(
+                    "\nOutput was truncated. Please limit to 500 chars")},
+                "task_id": {"type": "integer", "minimum": 1},
+            },
+        }},
+    },
+    "allOf": [{
+        "if": {"properties": {"status": {"const": "error"}}},
+        "then": {"required": ["message"], "properties": {"message": {"type": "string",
+                                                                     "minLength": 1}}},
+        "else": {"properties": {"message": {"type": "null"}}},
+    }],
+}
+
+
+def exercism_errors(results):
+    """What breaks the spec's rules in RESULTS, beyond the schema: the order of the tests
+    (as in the test files) and the overall status the tests' statuses imply."""
+    import jsonschema
+
+    jsonschema.Draft202012Validator.check_schema(EXERCISM_V3)
+    errors = [e.message for e in jsonschema.Draft202012Validator(EXERCISM_V3).iter_errors(results)]
+    statuses = {t["status"] for t in results["tests"]}
+    implied = ("error" if statuses <= {"error"} else "pass" if statuses == {"pass"} else "fail")
+    if results["status"] != implied:
+        errors.append(f"status {results['status']!r}, the tests imply {implied!r}")
+    return errors
+
+
 def test_grade_writes_exercism_results_and_junit(tmp_path):
     results, junit = tmp_path / "results.json", tmp_path / "junit.xml"
 
@@ -612,6 +660,7 @@ def test_grade_writes_exercism_results_and_junit(tmp_path):
     assert (any(t["nodeid"].endswith("test_two_clerks_refunding_the_same_orders_at_once_refund_"
                                    "each_once") for t in graded["tests"])
             == databases.is_postgresql())
+    assert exercism_errors(graded) == []
     first = graded["tests"][0]
     assert set(first) >= {"name", "status", "message", "task_id", "points", "max_points"}
     assert first["status"] == "fail" and first["message"]
@@ -670,6 +719,7 @@ def check_classroom50_result(result, graded):
     runner named, no score above its maximum. And it is the same grading as results.json."""
     import jsonschema
 
+    assert exercism_errors(graded) == []
     jsonschema.Draft202012Validator.check_schema(RESULT_V1)
     errors = [error.message for error in jsonschema.Draft202012Validator(RESULT_V1)
               .iter_errors(result)]

@@ -414,7 +414,7 @@ def test_grade_json_keeps_each_failure_message_whole(copy):
     offered = next(t for t in tests if t["nodeid"].endswith("::test_make_published_is_offered_in_the_dropdown"))
     assert offered["message"].startswith("The Article changelist offers this user no action")
     assert "\nActions offered now: delete_selected.\n" in offered["message"]
-    assert offered["name"] == "Make published is offered in the dropdown"
+    assert offered["name"] == "01, task 1: Make published is offered in the dropdown"
     assert offered["test_code"] == ('expect_action_offered(\n    admin_client, Article, '
                                     '"make_published", "Mark selected articles as published"\n)')
     assert offered["output"] == ("debug " * 100)[:500] + (
