@@ -214,6 +214,9 @@ def build(gradings, trusted=()):
                 "title": exercise.tasks[task - 1] if exercise and 0 < task <= len(exercise.tasks)
                 else f"task {task}",
                 "passed": passed, "learners": len(mine), "not_started": waiting,
+                # The instructor's own tests of it (`class grade --extra-tests`).
+                "held_out": len({t.get("name") for tests in everyone.values() for t in tests
+                                 if t.get("task_id") == task and t.get("held_out") is True}),
                 "rate": round(100 * passed / len(mine), 1) if mine else None,
                 "messages": [{"text": text, "learners": n}
                              for text, n in most_common(messages, TOP_MESSAGES)],
@@ -316,7 +319,9 @@ def terminal(report, console):
         for exercise in report["exercises"]:
             for task in exercise["tasks"]:
                 common = task["messages"][0] if task["messages"] else None
-                tasks.add_row(exercise["exercise"], f"{task['task']}. {task['title']}",
+                held = (f" ({task['held_out']} held-out test{'s' * (task['held_out'] != 1)})"
+                        if task["held_out"] else "")
+                tasks.add_row(exercise["exercise"], f"{task['task']}. {task['title']}{held}",
                               pass_rate(task),
                               f"{common['learners']}x {common['text']}" if common else "")
         console.print(tasks)

@@ -430,8 +430,10 @@ class Run:
 class Grader:
     """Grades submissions in pristine copies of the workbook, in parallel."""
 
-    def __init__(self, exercises, timeout, sandbox, workdir, hidden=(), limit=Limits()):
+    def __init__(self, exercises, timeout, sandbox, workdir, hidden=(), limit=Limits(),
+                 held_out=None):
         self.exercises = exercises
+        self.held_out = held_out or {}
         self.timeout = timeout
         self.limit = limit
         self.bwrap = sandbox  # bwrap's path, or None to run without a sandbox
@@ -458,6 +460,11 @@ class Grader:
                 target.write_bytes(gitrepo.pristine_stub(path))
             except gitrepo.GitError as error:
                 raise ClassError(f"{path} is not the stub any more, and {error}") from None
+        # The instructor's own tests, beside each suite; a submission never brings a file
+        # of that name (only the learner's files are taken).
+        for path, data in self.held_out.items():
+            (self.template / path).write_bytes(data)
+            (self.template / path).chmod(0o644)
 
     def command(self, copy, argv, uid=None):
         """ARGV in a sandbox that shows COPY at /workbook, read-only, and nothing else of
@@ -652,6 +659,8 @@ class Grader:
                 "nodeid": test["nodeid"], "exercise": test["exercise"],
                 "task": test["task_id"], "points": test["max_points"],
                 "name": test["name"], "test_code": test["test_code"],
+                **({"held_out": True, "test_code": HELD_OUT_CODE}
+                   if is_held_out(test["nodeid"]) else {}),
             })
         return graded
 
@@ -904,9 +913,60 @@ def unique_names(submissions):
             for source, name in renamed.items()]
 
 
-def grade_class(sources, out, exercises, timeout, jobs, sandbox_mode, show, limit=Limits()):
-    """Grade every (name or None, source) into OUT/<learner>/results.json; returns the
-    class's rows."""
+# A held-out test's file in the graded copy, and what its results.json shows for its code.
+HELD_OUT_PREFIX = "test_held_out_"
+HELD_OUT_CODE = ("(a held-out test of your instructor's: its code is not shown; read the "
+                 "task it belongs to again)")
+
+
+def held_out_tests(directory, exercises):
+    """{path in the workbook: bytes} of an instructor's own tests in DIRECTORY (a folder per
+    graded exercise, named as in exercises/, holding test_*.py), or ClassError: why not."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ClassError(f"--extra-tests {directory}: not a folder")
+    folders = {e.folder for e in exercises}
+    found = {}
+    for entry in sorted(directory.iterdir()):
+        if entry.name.startswith(".") or entry.name == "__pycache__":
+            continue
+        if entry.is_symlink() or not entry.is_dir() or entry.name not in folders:
+            raise ClassError(f"--extra-tests: {entry} is not the folder of a graded exercise "
+                             f"(one of {', '.join(sorted(folders))})")
+        for test in sorted(entry.glob("test_*.py")):
+            if test.is_symlink() or not test.is_file():
+                raise ClassError(f"--extra-tests: {test} is not a file")
+            unmarked = _unmarked_tests(test)
+            if unmarked:
+                raise ClassError(f"--extra-tests: {test}: {', '.join(unmarked)} "
+                                 "not marked @pytest.mark.task(N, points=P)")
+            name = HELD_OUT_PREFIX + test.name.removeprefix("test_")
+            found[f"exercises/{entry.name}/{name}"] = test.read_bytes()
+    if not found:
+        raise ClassError(f"--extra-tests {directory}: no NN_name/test_*.py in it")
+    return found
+
+
+def _unmarked_tests(path):
+    """The test functions of PATH without a task marker (each graded test needs one)."""
+    try:
+        tree = ast.parse(path.read_bytes(), str(path))
+    except SyntaxError as error:
+        raise ClassError(f"--extra-tests: {path} does not parse: {error}") from None
+    return [node.name for node in tree.body
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.name.startswith("test")
+            and not any("mark.task" in ast.unparse(d) for d in node.decorator_list)]
+
+
+def is_held_out(nodeid):
+    return nodeid.split("::", 1)[0].rsplit("/", 1)[-1].startswith(HELD_OUT_PREFIX)
+
+
+def grade_class(sources, out, exercises, timeout, jobs, sandbox_mode, show, limit=Limits(),
+                held_out=None):
+    """Grade every (name or None, source) into OUT/<learner>/results.json, with the
+    instructor's HELD_OUT tests ({path: bytes}) beside each suite; returns the class's rows."""
     out = Path(out).resolve()
     bwrap, why_not = bubblewrap() if sandbox_mode != "off" else (None, "--sandbox off")
     if bwrap is None and sandbox_mode == "required":
@@ -914,7 +974,8 @@ def grade_class(sources, out, exercises, timeout, jobs, sandbox_mode, show, limi
     show.sandbox(bwrap is not None, why_not)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="workbook-class-") as workdir:
-        grader = Grader(exercises, timeout, bwrap, workdir, hidden=[out], limit=limit)
+        grader = Grader(exercises, timeout, bwrap, workdir, hidden=[out], limit=limit,
+                        held_out=held_out)
         reading = Path(workdir) / "reading"
         reading.mkdir()
         submissions = []

@@ -186,7 +186,9 @@ def class_grade(args):
             sources, args.out, exercises, args.timeout, args.jobs or os.cpu_count() or 1,
             args.sandbox, classroom.Show(console), classroom.Limits(
                 memory=args.memory_limit, disk=args.disk_limit, file=args.file_limit,
-                processes=args.process_limit))
+                processes=args.process_limit),
+            held_out=classroom.held_out_tests(args.extra_tests, exercises) if args.extra_tests
+            else {})
     except classroom.ClassError as error:
         raise UsageError(str(error)) from None
     classroom.show_rows(console, rows)
@@ -571,6 +573,10 @@ def build_parser():
     sub.add_argument("--process-limit", type=int, default=64, metavar="N",
                      help="a suite's processes and threads at once (default 64; in the "
                           "sandbox only)")
+    sub.add_argument("--extra-tests", metavar="DIR",
+                     help="your own held-out tests beside each graded suite: DIR/NN_name/"
+                          "test_*.py, marked with @pytest.mark.task(N, points=P) as the "
+                          "workbook's are; keep DIR out of the learners' repository")
     sub.add_argument("--sandbox", choices=("auto", "required", "off"), default="auto",
                      help="bubblewrap: when available (auto, the default), always (required: "
                           "stop without it) or never (off)")

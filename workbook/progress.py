@@ -130,6 +130,7 @@ def results(report):
             "exercise": test["exercise"],
             "points": test["points"] if test["outcome"] == "passed" else 0,
             "max_points": test["points"],
+            **({"held_out": True} if test.get("held_out") else {}),
         }
         for test in report["tests"]
         if test["outcome"] != "skipped"  # not on this database: no points either way

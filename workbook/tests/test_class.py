@@ -1034,3 +1034,82 @@ def test_bad_input_is_one_line_and_exit_status_2(args, said):
     done = workbook(*args)
     assert done.returncode == 2, done.stdout + done.stderr
     assert said in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+HELD_OUT = '''\
+import pytest
+from django.apps import apps
+
+from workbook.testing import post_action
+
+
+@pytest.mark.task(1, points=3)
+def test_publishing_keeps_each_title(admin_client, admin_user):
+    Article = apps.get_model("basic_action", "Article")
+    article = Article.objects.create(title="Kept", author=admin_user)
+    post_action(admin_client, Article, "make_published", [article.pk])
+    article.refresh_from_db()
+    assert (article.title, article.status) == ("Kept", "published")
+
+
+@pytest.mark.task(3, points=2)
+def test_a_draft_stays_listed(admin_client, admin_user):
+    Article = apps.get_model("basic_action", "Article")
+    Article.objects.create(title="Listed", author=admin_user)
+    if "make_draft" not in admin_client.get("/admin/basic_action/article/").content.decode():
+        pytest.fail("The changelist offers no make_draft yet.")
+'''
+
+
+def test_held_out_tests_count_show_in_the_report_and_keep_their_code(tmp_path):
+    """`class grade --extra-tests DIR`: the instructor's own tests run beside the suite, the
+    reference answers first; they add points, are marked held out in results.json and in
+    the report, and a learner sees a held-out test's pytest.fail message but never its
+    code, nor what an assertion quotes of it."""
+    extra = tmp_path / "held-out" / EXERCISES[0].folder
+    extra.mkdir(parents=True)
+    (extra / "test_mine.py").write_text(HELD_OUT)
+    solved = folder_submission(tmp_path, "solved", {ONE: answer(ONE)})
+    untouched = folder_submission(tmp_path, "untouched", {ONE: stub(ONE)})
+    out = tmp_path / "out"
+
+    done = workbook("class", "grade", solved, untouched, "--out", str(out), "--exercises", "1",
+                    "--extra-tests", str(tmp_path / "held-out"), "--sandbox", "off")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = {p.parent.name: json.loads(p.read_text()) for p in out.glob("*/results.json")}
+    exercise = EXERCISES[0]
+    assert results["solved"]["points"] == results["solved"]["max_points"] == exercise.points + 5
+    held = [t for t in results["untouched"]["tests"] if t.get("held_out")]
+    assert [(t["task_id"], t["max_points"], t["status"]) for t in held] == [
+        (1, 3, "fail"), (3, 2, "fail")]
+    assert all(t["test_code"] == classroom.HELD_OUT_CODE for t in held)
+    assert held[0]["message"] == "A held-out test of task 1 failed; read task 1 again."
+    assert held[1]["message"] == "The changelist offers no make_draft yet."
+    assert "Kept" not in json.dumps(results["untouched"])
+    assert not any(t.get("held_out") for t in results["untouched"]["tests"]
+                   if not t["nodeid"].split("::")[0].endswith("test_held_out_mine.py"))
+    assert test_cli.exercism_errors(results["untouched"]) == []
+
+    report = workbook("class", "report", str(out), "--html", str(tmp_path / "report.html"))
+
+    assert report.returncode == 0, report.stdout + report.stderr
+    assert "(1 held-out test)" in report.stdout
+    assert "includes 1 held-out test</div>" in (tmp_path / "report.html").read_text()
+
+
+@pytest.mark.parametrize("layout, why", [
+    ({"99_nothing/test_x.py": "def test_x(): pass"}, "is not the folder of a graded exercise"),
+    ({"01_basic_action/test_x.py": "def test_x(): pass"}, "test_x not marked"),
+    ({"01_basic_action/notes.txt": "no tests"}, "no NN_name/test_*.py in it"),
+])
+def test_held_out_tests_that_cannot_count_are_refused_before_grading(tmp_path, layout, why):
+    for path, text in layout.items():
+        (tmp_path / "held-out" / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "held-out" / path).write_text(text)
+
+    done = workbook("class", "grade", str(tmp_path), "--out", str(tmp_path / "out"),
+                    "--exercises", "1", "--extra-tests", str(tmp_path / "held-out"))
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert why in done.stdout + done.stderr
