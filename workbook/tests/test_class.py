@@ -597,12 +597,12 @@ def test_a_submission_sees_no_file_of_the_instructor_s_nor_another_learner_s(
     ("fills-disk", "filled the 256 MiB it may write"),
 ])
 def test_a_run_over_a_limit_is_stopped_and_names_it(graded, name, limit):
-    """Stopped at once, not at the time limit; the other exercise is graded as usual."""
+    """Stopped by the limit, not at the time limit (which would say "timeout", whatever the
+    machine's speed); the other exercise is graded as usual."""
     results = graded["results"][name]
     one, two = (e.folder for e in EXERCISES)
     assert runs(results) == {one: "over-limit", two: "graded"}
     assert limit in results["workbook"]["runs"][one]["detail"]
-    assert results["workbook"]["runs"][one]["seconds"] < TIMEOUT / 2
     assert nothing(results, one) and full(results, two)
     assert limit in said(results, one)
 
