@@ -343,8 +343,8 @@ FORMULA = ("=", "+", "-", "@", "\t", "\r")  # what makes a spreadsheet read a ce
 
 
 def gradebook(report):
-    """A CSV an LMS imports (Canvas, Moodle): a row per learner, the points of each exercise,
-    the total. A learner's name is a folder's: one that starts like a formula is quoted with
+    """A CSV an LMS imports (Moodle, mapping `learner` to the username): a row per learner,
+    the points of each exercise, the total. A learner's name is a folder's: one that starts like a formula is quoted with
     a ' so that a spreadsheet shows it, never runs it."""
     order = {e.folder: i for i, e in enumerate(metadata.exercises())}
     folders = sorted({folder for row in report["learners"] for folder in row["exercises"]},

@@ -586,8 +586,9 @@ def build_parser():
                           "holding them")
     sub.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page")
     sub.add_argument("--csv", metavar="FILE",
-                     help="also write a gradebook an LMS imports (Canvas, Moodle): a row per "
-                          "learner, the points of each exercise and in all")
+                     help="also write a gradebook an LMS imports (Moodle: map learner to "
+                          "the username): a row per learner, the points of each exercise "
+                          "and in all")
     sub.add_argument("--trust", action="append", default=[], metavar="LEARNER",
                      help="count this flagged learner in the class's figures (after a look "
                           "at their flags); repeatable")
