@@ -407,6 +407,16 @@ def python_paths():
             or not any(p != q and p.is_relative_to(q) for q in found)]
 
 
+def python_executable():
+    """This Python, by the path the sandbox shows: inside its environment's real folder (a
+    .venv reached through a link is bound at its target), still the environment's own
+    interpreter, so that its packages come along."""
+    executable, prefix = Path(sys.executable), Path(sys.prefix)
+    if executable.is_relative_to(prefix):
+        return str(prefix.resolve() / executable.relative_to(prefix))
+    return str(executable)
+
+
 def _parents(path, made):
     """bwrap's arguments that make PATH's missing parents readable by all (bwrap's own are
     0700, which a run's uid cannot cross)."""
@@ -494,7 +504,7 @@ class Grader:
     def run_suite(self, copy, scratch, exercise):
         canaries = Canaries(copy, exercise)
         read, write = os.pipe()
-        argv = [sys.executable, "-m", "pytest", f"exercises/{exercise.folder}", "-q",
+        argv = [python_executable(), "-m", "pytest", f"exercises/{exercise.folder}", "-q",
                 "--color=no", "--tb=short", "-p", "no:cacheprovider",
                 f"--workbook-report=/dev/fd/{write}"]
         home = WRITABLE if self.bwrap else scratch
@@ -647,6 +657,21 @@ class Grader:
         reference = reference_submission(self.exercises)
         graded, output = self.grade(reference)
         failing = [t for t in graded["tests"] if t["status"] != "pass"]
+        mine = [t for t in failing if is_held_out(t["nodeid"])]
+        if mine and len(mine) == len(failing):  # the workbook's own tests all passed
+            raise ClassError(
+                f"your held-out test {mine[0]['nodeid'].split('::')[-1]} "
+                f"({_original(mine[0]['nodeid'])}) fails on the reference answers, so it "
+                f"cannot grade anyone: fix the test. It said: {mine[0]['message'] or '(nothing)'}")
+        titles = {e.folder: e.tasks for e in self.exercises}
+        unknown = [t for t in graded["tests"] if is_held_out(t["nodeid"]) and not (
+            isinstance(t["task_id"], int) and 0 < t["task_id"] <= len(titles[t["exercise"]]))]
+        if unknown:
+            test = unknown[0]
+            raise ClassError(
+                f"your held-out test {test['nodeid'].split('::')[-1]} "
+                f"({_original(test['nodeid'])}) is marked task {test['task_id']}, and "
+                f"{test['exercise']} has tasks 1 to {len(titles[test['exercise']])}")
         if failing or graded["status"] != "pass":
             first = failing[0] if failing else {"name": "", "message": graded["message"]}
             raise ClassError(
@@ -926,9 +951,14 @@ def held_out_tests(directory, exercises):
     if not directory.is_dir():
         raise ClassError(f"--extra-tests {directory}: not a folder")
     folders = {e.folder for e in exercises}
+    if directory.resolve().name in {e.folder for e in metadata.exercises()}:
+        raise ClassError(f"--extra-tests {directory}: give the folder that holds "
+                         f"{directory.resolve().name}/, not that folder itself")
     found = {}
     for entry in sorted(directory.iterdir()):
-        if entry.name.startswith(".") or entry.name == "__pycache__":
+        # A private repository's own files (README, .git, ...) are not tests.
+        if entry.name.startswith(".") or entry.name == "__pycache__" or (
+                entry.is_file() and not entry.is_symlink()):
             continue
         if entry.is_symlink() or not entry.is_dir() or entry.name not in folders:
             raise ClassError(f"--extra-tests: {entry} is not the folder of a graded exercise "
@@ -957,6 +987,13 @@ def _unmarked_tests(path):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
             and node.name.startswith("test")
             and not any("mark.task" in ast.unparse(d) for d in node.decorator_list)]
+
+
+def _original(nodeid):
+    """Where a held-out test came from, as the instructor named it: NN_name/test_mine.py."""
+    path = nodeid.split("::", 1)[0]
+    folder, name = path.split("/")[-2:]
+    return f"{folder}/test_{name.removeprefix(HELD_OUT_PREFIX)}"
 
 
 def is_held_out(nodeid):

@@ -1098,18 +1098,51 @@ def test_held_out_tests_count_show_in_the_report_and_keep_their_code(tmp_path):
     assert "includes 1 held-out test</div>" in (tmp_path / "report.html").read_text()
 
 
-@pytest.mark.parametrize("layout, why", [
-    ({"99_nothing/test_x.py": "def test_x(): pass"}, "is not the folder of a graded exercise"),
-    ({"01_basic_action/test_x.py": "def test_x(): pass"}, "test_x not marked"),
-    ({"01_basic_action/notes.txt": "no tests"}, "no NN_name/test_*.py in it"),
-])
-def test_held_out_tests_that_cannot_count_are_refused_before_grading(tmp_path, layout, why):
+MARKED = "import pytest\n\n\n@pytest.mark.task({task}, points=1)\ndef test_x():\n    {body}\n"
+
+
+@pytest.mark.parametrize("layout, given, why", [
+    ({"99_nothing/test_x.py": "def test_x(): pass"}, "held-out",
+     "is not the folder of a graded exercise"),
+    ({"01_basic_action/test_x.py": "def test_x(): pass"}, "held-out", "test_x not marked"),
+    ({"01_basic_action/notes.txt": "no tests", "README.md": "mine"}, "held-out",
+     "no NN_name/test_*.py in it"),
+    ({"01_basic_action/test_x.py": MARKED.format(task=1, body="pass")},
+     "held-out/01_basic_action", "give the folder that holds 01_basic_action/"),
+    ({"01_basic_action/test_x.py": MARKED.format(task=1, body="assert 1 == 2")}, "held-out",
+     "your held-out test test_x (01_basic_action/test_x.py) fails on the reference answers"),
+    ({"01_basic_action/test_x.py": MARKED.format(task=9, body="pass")}, "held-out",
+     "is marked task 9, and 01_basic_action has tasks 1 to 4"),
+], ids=["not an exercise", "no marker", "no tests", "the exercise's folder given",
+        "fails on the reference", "no such task"])
+def test_held_out_tests_that_cannot_count_are_refused_before_grading(tmp_path, layout, given,
+                                                                      why):
+    """Refused with what to fix, before a learner is graded (a README beside the folders,
+    as a private repository of tests has, is no reason)."""
     for path, text in layout.items():
         (tmp_path / "held-out" / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "held-out" / path).write_text(text)
+    solved = folder_submission(tmp_path, "solved", {ONE: answer(ONE)})
 
-    done = workbook("class", "grade", str(tmp_path), "--out", str(tmp_path / "out"),
-                    "--exercises", "1", "--extra-tests", str(tmp_path / "held-out"))
+    done = workbook("class", "grade", solved, "--out", str(tmp_path / "out"),
+                    "--exercises", "1", "--extra-tests", str(tmp_path / given),
+                    "--sandbox", "off")
 
     assert done.returncode == 2, done.stdout + done.stderr
-    assert why in done.stdout + done.stderr
+    assert why in " ".join((done.stdout + done.stderr).split())
+    assert not (tmp_path / "out" / "solved").exists()
+
+
+def test_the_sandbox_runs_an_environment_reached_through_a_link(tmp_path, monkeypatch):
+    """A .venv that is a link (to a shared one, say) is bound at its target in the sandbox:
+    the suite's interpreter is named by that path, still the environment's own."""
+    real = tmp_path / "real-venv"
+    (real / "bin").mkdir(parents=True)
+    (real / "bin" / "python").symlink_to(sys.executable)
+    link = tmp_path / "workbook" / ".venv"
+    link.parent.mkdir()
+    link.symlink_to(real)
+    monkeypatch.setattr(sys, "prefix", str(link))
+    monkeypatch.setattr(sys, "executable", str(link / "bin" / "python"))
+
+    assert classroom.python_executable() == str(real.resolve() / "bin" / "python")
