@@ -609,7 +609,7 @@ class Grader:
                 if mine is not None and mine.get("outcome") in ("passed", "failed", "error",
                                                                 "skipped"):
                     outcome, message = mine["outcome"], str(mine.get("message") or "")
-                    output = str(mine.get("output") or "")[:1000]
+                    output = str(mine.get("output") or "")[:progress.OUTPUT_KEPT]
                 else:
                     outcome = "error"
                     message = (submission.problem if run is None
@@ -660,8 +660,8 @@ class Grader:
         mine = [t for t in failing if is_held_out(t["nodeid"])]
         if mine and len(mine) == len(failing):  # the workbook's own tests all passed
             raise ClassError(
-                f"your held-out test {mine[0]['nodeid'].split('::')[-1]} "
-                f"({_original(mine[0]['nodeid'])}) fails on the reference answers, so it "
+                f"your held-out test {_original(mine[0]['nodeid'])} fails on the reference "
+                "answers, so it "
                 f"cannot grade anyone: fix the test. It said: {mine[0]['message'] or '(nothing)'}")
         titles = {e.folder: e.tasks for e in self.exercises}
         unknown = [t for t in graded["tests"] if is_held_out(t["nodeid"]) and not (
@@ -669,8 +669,8 @@ class Grader:
         if unknown:
             test = unknown[0]
             raise ClassError(
-                f"your held-out test {test['nodeid'].split('::')[-1]} "
-                f"({_original(test['nodeid'])}) is marked task {test['task_id']}, and "
+                f"your held-out test {_original(test['nodeid'])} is marked task "
+                f"{test['task_id']}, and "
                 f"{test['exercise']} has tasks 1 to {len(titles[test['exercise']])}")
         if failing or graded["status"] != "pass":
             first = failing[0] if failing else {"name": "", "message": graded["message"]}
@@ -938,8 +938,8 @@ def unique_names(submissions):
             for source, name in renamed.items()]
 
 
-# A held-out test's file in the graded copy, and what its results.json shows for its code.
-HELD_OUT_PREFIX = "test_held_out_"
+# What a held-out test's results.json shows for its code.
+HELD_OUT_PREFIX = progress.HELD_OUT_PREFIX
 HELD_OUT_CODE = ("(a held-out test of your instructor's: its code is not shown; read the "
                  "task it belongs to again)")
 
@@ -990,10 +990,10 @@ def _unmarked_tests(path):
 
 
 def _original(nodeid):
-    """Where a held-out test came from, as the instructor named it: NN_name/test_mine.py."""
-    path = nodeid.split("::", 1)[0]
+    """A held-out test as the instructor named it: test_x (01_basic_action/test_mine.py)."""
+    path, test = nodeid.split("::", 1)
     folder, name = path.split("/")[-2:]
-    return f"{folder}/test_{name.removeprefix(HELD_OUT_PREFIX)}"
+    return f"{test} ({folder}/test_{name.removeprefix(HELD_OUT_PREFIX)})"
 
 
 def is_held_out(nodeid):

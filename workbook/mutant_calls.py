@@ -123,12 +123,11 @@ class Recorder:
     def pytest_sessionfinish(self, session):
         sys.monitoring.set_events(self.tool, 0)
         sys.monitoring.free_tool_id(self.tool)
-        shared = {name: calls for name, calls in self.fixtures.items()}
         tests = {}
         for item in session.items:
             calls = set(self.calls.get(item.nodeid, ()))
             for name in item.fixturenames:
-                calls |= shared.get(name, set())
+                calls |= self.fixtures.get(name, set())
             tests[item.nodeid] = sorted(calls)
         self.path.write_text(json.dumps({
             "tests": tests, "everyone": sorted(self.calls.get(None, ())),

@@ -112,6 +112,11 @@ STATUS = {"passed": "pass", "failed": "fail", "error": "error", "skipped": "erro
 # Exercism's limit on a test's output, and what it says where it cut.
 OUTPUT_LIMIT = 500
 TRUNCATED = "\nOutput was truncated. Please limit to 500 chars"
+# What a run's report keeps of a test's output: enough to tell that it was cut, and a flood
+# of output cannot flood the report.
+OUTPUT_KEPT = 2 * OUTPUT_LIMIT
+# A held-out test's file in a graded copy (`class grade --extra-tests`).
+HELD_OUT_PREFIX = "test_held_out_"
 
 
 def results(report):

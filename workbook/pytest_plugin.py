@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from . import databases, metadata, switch
+from . import databases, metadata, progress, switch
 
 
 @dataclass
@@ -273,12 +273,10 @@ def pytest_runtest_makereport(item, call):
                 points=marker.kwargs.get("points", 1),
                 outcome=outcome,
                 message=_held_out_message(report, task) if item.path.name.startswith(
-                    "test_held_out_") else _message(report),
+                    progress.HELD_OUT_PREFIX) else _message(report),
                 name=f"{exercise.number:02d}, task {task}: {readable_name(item)}",
                 test_code=test_code(item.function),
-                # Enough to tell that it was cut (results.json keeps 500 characters): a
-                # flood of output must not flood the report.
-                output=report.capstdout[:1000],
+                output=report.capstdout[:progress.OUTPUT_KEPT],
             )
     return report
 
