@@ -363,6 +363,83 @@ def gradebook(report):
     return out.getvalue()
 
 
+CANVAS_ASSIGNMENT = "Django admin actions workbook"
+CANVAS_IDS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")  # Canvas's own
+CANVAS_MATCH = "SIS Login ID"  # where a learner's folder name is looked for, without a roster
+
+
+def canvas_gradebook(report, export, roster=None, assignment=CANVAS_ASSIGNMENT):
+    """Canvas's own gradebook export, cut to its student columns and one assignment's: Canvas
+    finds each student by the IDs it wrote itself, which no results.json knows. A learner is
+    found by their folder name in SIS Login ID, or through a roster (a CSV `learner,COLUMN`,
+    COLUMN one of Canvas's IDs). Students with no grading, and flagged learners until
+    `--trust`, get no score. Returns (the CSV, what to know)."""
+    rows = list(csv.reader(io.StringIO(export.lstrip("\ufeff"))))
+    header = rows[0] if rows else []
+    lacking = [name for name in CANVAS_IDS if name not in header]
+    if lacking:
+        raise ReportError("the Canvas export lacks " + ", ".join(lacking) + ": give the CSV "
+                          "that Canvas's Grades > Export > Export Entire Gradebook downloads")
+    match, wanted = _roster(report, roster)
+    column = next((name for name in header if name == assignment
+                   or (name.startswith(assignment + " (") and name.endswith(")"))), None)
+    by_key = {}
+    for row in rows[1:]:
+        student = dict(zip(header, row))
+        key = student.get(match, "").strip().casefold()
+        if student.get("ID", "").strip() and key:
+            if key in by_key:
+                raise ReportError(f"two students of the Canvas export have {match} "
+                                  f"{student[match].strip()!r}: match by another column")
+            by_key[key] = student
+    learners = {row["learner"]: row for row in report["learners"]}
+    notes = []
+    for name in sorted(learners):
+        if not wanted[name]:
+            notes.append(f"{name}: not in the roster: left out")
+        elif wanted[name].casefold() not in by_key:
+            notes.append(f"{name}: no student of the Canvas export has {match} "
+                         f"{wanted[name]!r}: left out")
+        elif learners[name]["flagged"]:
+            notes.append(f"{name}: flagged, left empty (look at the flags, then --trust {name})")
+    points = {wanted[name].casefold(): str(row["points"]) for name, row in learners.items()
+              if wanted[name] and not row["flagged"]}
+    maximum = str(report["learners"][0]["max_points"]) if report["learners"] else ""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([*CANVAS_IDS, column or assignment])
+    for row in rows[1:]:
+        student = dict(zip(header, row))
+        ids = [student.get(name, "") for name in CANVAS_IDS]
+        if not student.get("ID", "").strip():
+            # Canvas's own lines under the header (Points Possible, and the like).
+            possible = student["Student"].strip() == "Points Possible"
+            if possible and column and student.get(column, "").strip() not in ("", maximum):
+                notes.append(f"{column} is worth {student[column].strip()} points in Canvas, "
+                             f"the workbook's {maximum}: make them the same")
+            writer.writerow([*ids, maximum if possible else ""])
+            continue
+        writer.writerow([*ids, points.get(student.get(match, "").strip().casefold(), "")])
+    if column is None:
+        notes.append(f"Canvas has no assignment {assignment!r}: it makes one on import; "
+                     f"make it worth {maximum} points")
+    return out.getvalue(), notes
+
+
+def _roster(report, roster):
+    """(the Canvas column a learner is found by, each learner's value in it)."""
+    names = [row["learner"] for row in report["learners"]]
+    if roster is None:
+        return CANVAS_MATCH, {name: name for name in names}
+    rows = list(csv.reader(io.StringIO(roster.lstrip("\ufeff"))))
+    ids = CANVAS_IDS[:4]  # a Section is no one's
+    if not rows or len(rows[0]) != 2 or rows[0][0] != "learner" or rows[0][1] not in ids:
+        raise ReportError("a roster is a CSV whose header is `learner,COLUMN`, COLUMN one of "
+                          "Canvas's: " + ", ".join(ids))
+    given = {row[0]: row[1] for row in rows[1:] if len(row) == 2}
+    return rows[0][1], {name: given.get(name, "") for name in names}
+
+
 def _cell(text):
     return "'" + text if str(text).startswith(FORMULA) else text
 

@@ -223,6 +223,14 @@ def roster(path):
     return entries
 
 
+def _read(name):
+    """A file the instructor named, as text (Canvas writes UTF-8, with or without a BOM)."""
+    try:
+        return Path(name).read_text(encoding="utf-8-sig")
+    except OSError as error:
+        raise UsageError(f"{name}: {error.strerror.lower()}") from None
+
+
 def class_report(args):
     """Where a class stands: per exercise and task, pass rates, points, failures, who is stuck.
 
@@ -230,7 +238,8 @@ def class_report(args):
     or the artifacts of the learners' CI runs), or Classroom 50's result.json files (what
     `gh teacher download` fetches). A learner's latest grading counts; earlier
     ones show who is stuck (the same task, no more points). --html writes a self-contained
-    page with charts, --csv a gradebook (a row per learner) an LMS imports.
+    page with charts, --csv a gradebook (a row per learner) Moodle imports, --canvas one
+    Canvas imports (its own export with the workbook's points in an assignment column).
     """
     import django
     from rich.console import Console
@@ -258,6 +267,20 @@ def class_report(args):
     if args.csv:
         Path(args.csv).write_text(reporting.gradebook(report), encoding="utf-8", newline="")
         print(f"Wrote {args.csv}")
+    if args.canvas:
+        export, out = args.canvas
+        try:
+            text, notes = reporting.canvas_gradebook(
+                report, _read(export), _read(args.roster) if args.roster else None,
+                args.canvas_assignment)
+        except reporting.ReportError as error:
+            raise UsageError(str(error)) from None
+        Path(out).write_text(text, encoding="utf-8", newline="")
+        for note in notes:
+            console.print(note, markup=False)
+        print(f"Wrote {out}: import it in Canvas's Grades > Import")
+    elif args.roster:
+        raise UsageError("--roster goes with --canvas EXPORT OUT")
     return 0
 
 
@@ -589,6 +612,16 @@ def build_parser():
                      help="also write a gradebook an LMS imports (Moodle: map learner to "
                           "the username): a row per learner, the points of each exercise "
                           "and in all")
+    sub.add_argument("--canvas", nargs=2, metavar=("EXPORT", "OUT"),
+                     help="also write OUT, a gradebook Canvas imports: EXPORT (Canvas's "
+                          "Grades > Export) with the workbook's points in one assignment "
+                          "column; learners found by SIS Login ID, or by --roster")
+    sub.add_argument("--roster", metavar="FILE",
+                     help="with --canvas: a CSV `learner,COLUMN` giving each learner's value "
+                          "in Canvas's COLUMN (Student, ID, SIS User ID, SIS Login ID)")
+    sub.add_argument("--canvas-assignment", metavar="NAME",
+                     default="Django admin actions workbook",
+                     help="with --canvas: the assignment's name in Canvas (default: %(default)s)")
     sub.add_argument("--trust", action="append", default=[], metavar="LEARNER",
                      help="count this flagged learner in the class's figures (after a look "
                           "at their flags); repeatable")

@@ -5,6 +5,7 @@ The class is graded once (exercises 01 and 02, in bubblewrap) and every test rea
 results, as an instructor would.
 """
 
+import io
 import json
 import os
 import re
@@ -957,6 +958,78 @@ def test_the_gradebook_is_a_csv_an_lms_imports(graded, tmp_path):
     assert by_learner["patches-pytest"]["status"] == "flagged"
     assert by_learner["untouched"]["status"] == "nothing handed in"
     assert by_learner["solved-folder"]["status"] == "pass"
+
+
+def _canvas_export(rows):
+    """A gradebook as Canvas's Grades > Export writes it: a BOM, its student columns, an
+    assignment it knows by name and ID, its Points Possible line, a read-only score."""
+    import csv
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "Lab 1 (101)",
+                     "Django admin actions workbook (202)", "Current Score"])
+    writer.writerow(["    Points Possible", "", "", "", "", "10", "50", "(read only)"])
+    for number, (login, user) in enumerate(rows, start=1):
+        writer.writerow([f"Learner, {login}", str(1000 + number), user, login, "A", "7", "",
+                         "70"])
+    return "\ufeff" + out.getvalue()
+
+
+def test_canvas_imports_its_own_export_with_the_workbook_s_points(graded, tmp_path):
+    """Canvas finds a student by the IDs it wrote itself: the report fills the workbook's
+    column of the instructor's export, by SIS Login ID or through a roster, and leaves empty
+    (no change in Canvas) a flagged learner, a student with no grading; it says who it left
+    out."""
+    import csv
+
+    results = graded["results"]
+    matched = sorted(name for name, data in results.items() if not data["workbook"]["flags"])[:3]
+    logins = [(name.upper(), f"u-{name}") for name in matched]  # Canvas's case, not the folder's
+    export = tmp_path / "canvas-export.csv"
+    export.write_text(_canvas_export([*logins, ("patches-pytest", "u-p"), ("nobody", "u-n")]),
+                      encoding="utf-8")
+    out = tmp_path / "canvas-import.csv"
+    said = _report(str(graded["out"]), "--canvas", str(export), str(out))
+    assert f"Wrote {out}" in said
+    with open(out, newline="", encoding="utf-8") as file:
+        rows = list(csv.reader(file))
+    column = "Django admin actions workbook (202)"
+    assert rows[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", column]
+    maximum = str(results[matched[0]]["max_points"])
+    assert rows[1] == ["    Points Possible", "", "", "", "", maximum]
+    filled = {row[3]: row[5] for row in rows[2:]}
+    assert filled == {**{name.upper(): str(results[name]["points"]) for name in matched},
+                      "patches-pytest": "", "nobody": ""}, said
+    assert [row[1] for row in rows[2:]] == [str(1001 + n) for n in range(len(rows) - 2)]
+    assert "patches-pytest: flagged, left empty" in said
+    for name in sorted(set(results) - {*matched, "patches-pytest"}):
+        assert f"{name}: no student of the Canvas export has SIS Login ID {name!r}" in said
+    assert f"{column} is worth 50 points in Canvas, the workbook's {maximum}" in said
+
+    roster = tmp_path / "roster.csv"
+    roster.write_text("learner,SIS User ID\n" + "".join(f"{name},u-{name}\n"
+                                                         for name in matched[:2]))
+    said = _report(str(graded["out"]), "--canvas", str(export), str(out), "--roster",
+                   str(roster), "--trust", "patches-pytest")
+    with open(out, newline="", encoding="utf-8") as file:
+        filled = {row[2]: row[5] for row in list(csv.reader(file))[2:]}
+    assert filled == {**{f"u-{name}": str(results[name]["points"]) for name in matched[:2]},
+                      f"u-{matched[2]}": "", "u-p": "", "u-n": ""}, said
+    assert f"{matched[2]}: not in the roster: left out" in said
+
+    out.unlink()
+    roster.write_text("learner,Section\nalice,A\n")
+    for said, more in {"a roster is a CSV whose header is `learner,COLUMN`":
+                       ["--roster", str(roster)],
+                       "the Canvas export lacks SIS User ID, SIS Login ID": []}.items():
+        if not more:
+            export.write_text("Student,ID,Section\nLearner,1,A\n")
+        done = subprocess.run([sys.executable, "-c", CONSOLE_SCRIPT, "class", "report",
+                               str(graded["out"]), "--canvas", str(export), str(out), *more],
+                              cwd=metadata.ROOT, capture_output=True, text=True)
+        assert done.returncode != 0 and not out.exists()
+        assert said in done.stdout + done.stderr
 
 
 def test_a_report_has_no_empty_section(graded, tmp_path):
