@@ -119,6 +119,28 @@ def seed():
     _seed_api_keys(apps)
     _seed_lending(apps)
     _seed_orders(apps)
+    _seed_parameters(apps, rng)
+
+
+def _seed_parameters(apps, rng):
+    """Exercise 08's categories and articles: some published over a year before today, for
+    its "Archive old articles" button."""
+    Category = apps.get_model("parameters", "Category")
+    Article = apps.get_model("parameters", "Article")
+    if Article.objects.exists():
+        return
+    categories = Category.objects.bulk_create(Category(name=name) for name in TOPICS[:6])
+    now = datetime.now(UTC)  # from today back: some recent, some over a year old, any year
+    articles = []
+    for i in range(300):
+        published = rng.random() < 0.6
+        articles.append(Article(
+            title=f"{TOPICS[i % len(TOPICS)]}, part {i // len(TOPICS) + 1}",
+            status="published" if published else "draft",
+            pub_date=now - timedelta(days=3 * i) if published else None,
+            category=categories[i % len(categories)] if i % 5 else None,
+        ))
+    Article.objects.bulk_create(articles)
 
 
 def _demo_address(i):

@@ -13,7 +13,9 @@ Two options, for the exercise's suite run with `-p workbook.mutant_calls`:
   --mutant-tests=PATH  run only the node ids listed in that JSON file, in its order (the
                        quickest first: a wrong answer's run stops at its first failure).
 Calls made outside a test (on import) or in a fixture shared by several tests count for every
-test that may see their effect, and a test that starts a process (whose calls are out of
+test that may see their effect; so does a function called once in the whole run, which may
+be a one-time set-up whose result later tests reuse (Django builds its URLconf, and so calls
+get_urls(), on the first request only). A test that starts a process (whose calls are out of
 sight) is recorded as calling everything.
 """
 
@@ -22,6 +24,7 @@ import json
 import os
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -76,6 +79,7 @@ class Recorder:
         self.path, self.files = path, files
         self.owner = None  # the nodeid, or ("fixture", name), calls are counted for now
         self.calls = {}
+        self.counts = Counter()  # qualname -> calls in the whole run
         self.seconds = {}
         self.fixtures = {}  # a shared fixture's name -> what its setup called
 
@@ -92,6 +96,7 @@ class Recorder:
         if _real(code.co_filename) not in self.files:
             return sys.monitoring.DISABLE
         self.calls.setdefault(self.owner, set()).add(code.co_qualname)
+        self.counts[code.co_qualname] += 1
         return None
 
     def _audit(self, event, args):
@@ -129,7 +134,8 @@ class Recorder:
             for name in item.fixturenames:
                 calls |= self.fixtures.get(name, set())
             tests[item.nodeid] = sorted(calls)
+        once = {name for name, count in self.counts.items() if count == 1}
         self.path.write_text(json.dumps({
-            "tests": tests, "everyone": sorted(self.calls.get(None, ())),
+            "tests": tests, "everyone": sorted(self.calls.get(None, set()) | once),
             "seconds": self.seconds,
         }))

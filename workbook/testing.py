@@ -820,13 +820,13 @@ def peak_memory_while_reading(post):
             tracemalloc.stop()
 
 
-def statement_kinds(client, model, action, selected):
+def statement_kinds(client, model, action, selected, **options):
     """What the action itself ran on `model`'s table, as kinds ("UPDATE", "COUNT", "SELECT",
-    ...), and the statements listed for a failure message.
+    ...), and the statements listed for a failure message. OPTIONS go to action_queries.
 
     Django's own counts for the changelist come before the action and are not included.
     """
-    _, sqls = action_queries(client, model, action, selected)
+    _, sqls = action_queries(client, model, action, selected, **options)
     kinds = [
         "COUNT" if sql.startswith("SELECT COUNT(") else sql.split(" ", 1)[0] for sql in sqls
     ]

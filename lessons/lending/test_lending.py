@@ -21,13 +21,14 @@ from django.core import mail
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.db.transaction import TransactionManagementError
 from django.tasks import task
 from django.tasks.exceptions import InvalidTask
 from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.deprecation import RemovedInDjango2028Warning
 from django_tasks_db.models import DBTaskResult
 
@@ -1284,3 +1285,192 @@ def test_a_return_and_an_extension_of_the_same_loans_take_turns_not_deadlock(dja
     assert [loan.status for loan in Loan.objects.order_by("pk")] == [RETURNED, RETURNED]
     assert due_dates([low, high]) == [today() + timedelta(days=7)] * 2
     assert not mail.outbox
+
+
+# Parameters and buttons (lesson 08): postpone_loans reads the days typed in the desk's
+# action bar, on the changelist and on a loan's page; renew_due needs no selection.
+
+
+def desk_url(name, *args):
+    return reverse(f"desk:lending_loan_{name}", args=args)
+
+
+def postpone(client, loans, days=None, follow=True):
+    extra = {} if days is None else {"days": days}
+    return post_action(client, Loan, "postpone_loans", pks(loans), site="desk",
+                       follow=follow, **extra)
+
+
+def dues():
+    return {loan.pk: loan.due_on for loan in Loan.objects.all()}
+
+
+def test_postpone_moves_the_selected_loans_still_out_by_the_days_typed(admin_client):
+    loans = make_loans(make_members(3), due_in_days=2)
+    Loan.objects.filter(pk=loans[2].pk).update(status=RETURNED)
+    before = dues()
+
+    response = postpone(admin_client, loans[1:], "10")
+
+    assert dues() == {**before, loans[1].pk: before[loans[1].pk] + timedelta(days=10)}
+    assert messages_of(response) == [("success", "1 loan is now due 10 days later.")]
+
+
+@pytest.mark.parametrize("days", [None, "", "0", "31", "ten"])
+def test_postpone_without_a_valid_number_changes_nothing_and_says_why(admin_client, days):
+    loans = make_loans(make_members(2))
+    before = dues()
+
+    response = postpone(admin_client, loans, days)
+
+    assert dues() == before
+    [(level, text)] = messages_of(response)
+    assert level == "error"
+    if not days:
+        assert text == "Type how many days to postpone the loans by."
+
+
+def test_a_strict_field_in_the_bar_would_stop_every_action_of_it(admin_client, monkeypatch):
+    """Why the bar's field takes anything: Django validates the bar's whole form before any
+    action, so a required field there turns even the export into "No action selected."."""
+    from django import forms
+
+    from .sites import DaysBar, LoanDeskAdmin, desk
+
+    class StrictBar(DaysBar):
+        days = forms.IntegerField(min_value=1)
+
+    monkeypatch.setattr(desk._registry[Loan], "action_form", StrictBar)
+    loan = make_loans(make_members(1))[0]
+
+    response = post_action(admin_client, Loan, "export_as_json_lines", [loan.pk], site="desk")
+
+    assert messages_of(response) == [("warning", "No action selected.")]
+    assert LoanDeskAdmin.action_form is DaysBar  # the desk's own: the export runs
+    monkeypatch.undo()
+    assert post_action(admin_client, Loan, "export_as_json_lines", [loan.pk],
+                       site="desk").streaming
+
+
+def test_postpone_runs_one_update_whatever_the_selection(admin_client):
+    loans = make_loans(make_members(200))
+    url = changelist_url(Loan, site="desk")
+    counts = []
+    for selected in (loans[:1], loans):
+        with CaptureQueriesContext(connection) as captured:
+            postpone(admin_client, selected, "3", follow=False)
+        counts.append([q["sql"].split(" ", 1)[0] for q in captured.captured_queries
+                       if '"lending_loan"' in q["sql"]])
+    assert counts[0] == counts[1] and counts[0].count("UPDATE") == 1, url
+
+
+def test_postpone_on_a_loan_s_page_reads_the_prefixed_field(admin_client):
+    """On the change page the bar posts CHANGE_FORM-days: request.POST["days"] is not there."""
+    loan = make_loans(make_members(1))[0]
+    before = loan.due_on
+    _, url, fields = choose_action(admin_client, loan, "postpone_loans", site="desk")
+    assert "CHANGE_FORM-days" in dict(fields) and "days" not in dict(fields)
+    fields = [(n, v) for n, v in fields if n != "CHANGE_FORM-days"] + [("CHANGE_FORM-days", "5")]
+
+    response = press(admin_client, url, fields, "index", "0")
+
+    assert response.status_code == 302 and response.url == url
+    loan.refresh_from_db()
+    assert loan.due_on == before + timedelta(days=5)
+
+
+def test_the_renew_button_renews_every_loan_due_by_tomorrow(admin_client):
+    soon = make_loans(make_members(2), due_in_days=1)
+    later = make_loans(make_members(1), due_in_days=5)
+    page = admin_client.get(changelist_url(Loan, site="desk"))
+    form = form_with_button(page, "renew_due")
+    assert form_url(page, form) == desk_url("renew_due")
+
+    response = admin_client.post(desk_url("renew_due"), post_data(form["fields"]), follow=True)
+
+    assert messages_of(response) == [("success", "2 loans due by tomorrow were renewed.")]
+    assert {pk: due - today() for pk, due in dues().items()} == {
+        soon[0].pk: timedelta(days=15), soon[1].pk: timedelta(days=15),
+        later[0].pk: timedelta(days=5)}
+
+
+def test_the_renew_button_refuses_a_get_a_stranger_a_reader_and_a_forged_post(
+    admin_client, client, django_user_model
+):
+    make_loans(make_members(2), due_in_days=0)
+    before = dues()
+    url = desk_url("renew_due")
+    assert admin_client.get(url).status_code == 405
+    stranger = client.post(url)  # not logged in: admin_view sends them to log in
+    assert stranger.status_code == 302 and stranger.url.startswith(reverse("desk:login"))
+    assert staff(django_user_model, "view_loan").post(url).status_code == 403
+    forged = Client(enforce_csrf_checks=True)
+    forged.force_login(django_user_model.objects.get(username="admin"))
+    assert forged.post(url).status_code == 403  # no CSRF token
+    assert dues() == before
+
+
+def test_without_admin_view_a_stranger_runs_the_view(client, settings):
+    """The popular recipe that forgets admin_view, on a throwaway site: nobody sends the
+    stranger to log in, and a view that trusted the admin to do so runs for them."""
+    from types import ModuleType
+
+    from django.http import HttpResponse
+    from django.urls import path
+
+    class CarelessLoanAdmin(admin.ModelAdmin):
+        def get_urls(self):
+            return [path("renew-due/", self.renew_due, name="renew_due"), *super().get_urls()]
+
+        def renew_due(self, request):
+            Loan.objects.update(due_on=F("due_on") + timedelta(days=14))
+            return HttpResponse("renewed")
+
+    throwaway = admin.AdminSite(name="throwaway")
+    throwaway.register(Loan, CarelessLoanAdmin)
+    urls = ModuleType("throwaway_urls")
+    urls.urlpatterns = [path("throwaway/", throwaway.urls)]
+    settings.ROOT_URLCONF = urls
+    loan = make_loans(make_members(1), due_in_days=0)[0]
+
+    response = client.post(reverse("throwaway:renew_due"))  # not logged in
+
+    assert response.status_code == 200
+    loan.refresh_from_db()
+    assert loan.due_on == today() + timedelta(days=14)
+
+
+def test_an_async_action_is_never_awaited(admin_client, monkeypatch):
+    """The redirect comes, as after any action; nothing ran, and Python only warns."""
+    from .sites import desk
+
+    async def close_loans(modeladmin, request, queryset):
+        await queryset.aupdate(status=RETURNED)
+
+    model_admin = desk._registry[Loan]
+    monkeypatch.setattr(model_admin, "actions", ["postpone_loans", close_loans])
+    loan = make_loans(make_members(1))[0]
+
+    with pytest.warns(RuntimeWarning, match="was never awaited"):
+        response = post_action(admin_client, Loan, "close_loans", [loan.pk], site="desk",
+                               follow=False)
+
+    assert response.status_code == 302
+    loan.refresh_from_db()
+    assert loan.status == LENT
+
+
+@pytest.mark.parametrize("count, said", [
+    (1, "1 wypożyczenie ma termin później o 3 dni."),
+    (2, "2 wypożyczenia mają termin później o 3 dni."),
+    (5, "5 wypożyczeń ma termin później o 3 dni."),
+])
+def test_in_polish_the_desk_speaks_polish_in_the_right_plural(admin_client, count, said):
+    """gettext_lazy: the label is translated when the page shows it, in the user's language;
+    ngettext: the catalog picks among Polish's forms, where English has two."""
+    loans = make_loans(make_members(count))
+    with translation.override("pl"):
+        offered = offered_actions(admin_client, Loan, site="desk")
+        response = postpone(admin_client, loans, "3")
+    assert offered["postpone_loans"] == "Przesuń termin o wpisaną liczbę dni"
+    assert messages_of(response) == [("success", said)]

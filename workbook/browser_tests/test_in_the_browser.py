@@ -332,3 +332,48 @@ def test_07_refund_asks_a_reason_then_refunds_the_paid_orders(browser, admin, ma
     }
     assert sorted(m.subject for m in mailoutbox) == [
         "Order RD-00001 refunded", "Order RD-00002 refunded", "Order RD-00003 refunded"]
+
+
+def test_08_move_with_the_bar_then_archive_with_the_button(browser, admin):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    Category = apps.get_model("parameters", "Category")
+    Article = apps.get_model("parameters", "Article")
+    sport = Category.objects.create(name="Sport")
+    Category.objects.create(name="News")
+    long_ago = timezone.now() - timedelta(days=500)
+    old = Article.objects.create(title="Old match report", status="published", pub_date=long_ago)
+    fresh = Article.objects.create(title="Fresh interview", status="published",
+                                   pub_date=timezone.now())
+    log_in(browser, "admin", "pw-admin")
+
+    open_changelist(browser, "/admin/parameters/article/")
+    tick(browser, old, fresh)
+    Select(browser.find_element(By.NAME, "category")).select_by_visible_text("Sport")
+    Select(browser.find_element(By.NAME, "action")).select_by_value("move_to_category")
+    screenshot(browser, "08_parameters")
+    submit(browser, browser.find_element(By.CSS_SELECTOR, "button[name='index']"))
+
+    assert messages(browser, "success") == ["Moved 2 articles to Sport."]
+    assert set(Article.objects.values_list("category", flat=True)) == {sport.pk}
+
+    run(browser, "move_to_category")  # nothing ticked, no category: Django's own warning
+    assert messages(browser, "warning")
+
+    open_changelist(browser, "/admin/parameters/article/")
+    submit(browser, browser.find_element(By.CSS_SELECTOR, "button[name='archive_old']"))
+
+    assert browser.current_url == f"{browser.base_url}/admin/parameters/article/"
+    assert messages(browser, "success") == ["Archived 1 article published over a year ago."]
+    assert dict(Article.objects.values_list("title", "status")) == {
+        "Old match report": "archived", "Fresh interview": "published"}
+
+    open_change_page(browser, fresh)
+    Select(browser.find_element(By.NAME, "CHANGE_FORM-category")).select_by_visible_text("News")
+    run_on_the_page(browser, "move_to_category")
+
+    assert messages(browser, "success") == ["Moved 1 article to News."]
+    fresh.refresh_from_db()
+    assert fresh.category.name == "News"

@@ -14,6 +14,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from types import SimpleNamespace
 
@@ -30,7 +31,8 @@ MODELS = [("basic_action", "Article"), ("export", "Article"), ("confirmation", "
           ("confirmation", "Comment"), ("confirmation", "FeaturedSlot"),
           ("conditional", "Article"), ("global", "Article"), ("global", "Category"),
           ("global", "ApiKey"), ("change_form", "Article"), ("change_form", "Tag"),
-          ("refund_desk", "Customer"), ("refund_desk", "Order")]
+          ("refund_desk", "Customer"), ("refund_desk", "Order"), ("parameters", "Article"),
+          ("parameters", "Category")]
 
 
 def counts():
@@ -65,6 +67,12 @@ def test_seeding_twice_adds_nothing():
     assert reader.has_perm("change_form.view_article")
     assert not reader.has_perm("change_form.change_article")
     assert get_user_model().objects.get(username="admin").check_password("admin")
+    # 08: articles its "Archive old articles" button archives, and some it leaves alone.
+    Old = apps.get_model("parameters", "Article")
+    year_ago = datetime.now(UTC) - timedelta(days=365)
+    assert Old.objects.filter(status="published", pub_date__lt=year_ago).exists()
+    assert Old.objects.filter(status="published", pub_date__gte=year_ago).exists()
+    assert first["parameters.Category"] == 6
     # 07: enough orders that "select all" is queued, some of them to skip.
     Order = apps.get_model("refund_desk", "Order")
     assert first["refund_desk.Order"] > 500

@@ -271,6 +271,31 @@ def test_the_answer_s_run_records_which_test_calls_which_learner_function(tmp_pa
     assert set(calls["seconds"]) == set(calls["tests"])
 
 
+def test_a_function_called_once_in_the_run_counts_for_every_test(tmp_path):
+    """Django builds its URLconf, and so calls get_urls(), on the first request of the run
+    only: the test that happened to make it is not the only one that reaches the URL.
+    Exercise 08's get_urls must send a wrong answer of it through the whole suite, or a
+    forgotten admin_view survives (it did, before this rule)."""
+    exercise = metadata.find("8")
+    copy = tmp_path / "workbook"
+    shutil.copytree(metadata.ROOT, copy, ignore=mutants.NOT_COPIED)
+    for name in exercise.learner_files:
+        shutil.copy(exercise.solution_path / name, copy / "exercises" / exercise.folder / name)
+    recorded = tmp_path / "calls.json"
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", f"exercises/{exercise.folder}", "-q",
+         "-p", "no:cacheprovider", "-p", "workbook.mutant_calls", f"--mutant-calls={recorded}"],
+        cwd=copy, env=mutants._suite_env(), capture_output=True, text=True, timeout=300)
+
+    assert done.returncode == 0, done.stdout[-2000:]
+    calls = json.loads(recorded.read_text())
+    assert "ArticleAdmin.get_urls" in calls["everyone"]
+    assert "ArticleAdmin.move_to_category" not in calls["everyone"]
+    chosen = mutants.chosen_tests(calls, frozenset({"ArticleAdmin.get_urls"}))
+    assert sorted(chosen) == sorted(calls["tests"])
+
+
 RECORDS_A_PROCESS = """\
 import json, subprocess, sys
 from pathlib import Path
