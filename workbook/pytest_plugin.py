@@ -80,6 +80,7 @@ def pytest_configure(config):
     # Load the settings now, so that pytest-django's own pytest_configure sets Django up.
     from django.conf import settings
 
+    _refuse_another_checkout(config)
     _refuse_an_unusable_database()
     settings.INSTALLED_APPS  # noqa: B018
     _faster_test_runs(settings)
@@ -90,6 +91,19 @@ def pytest_configure(config):
                 "filterwarnings", f"error::django.utils.deprecation.{category}"
             )
     config.stash[_results_key] = {}
+
+
+def _refuse_another_checkout(config):
+    """Stop when pytest runs in one workbook but imported another: a .venv made by (or
+    linked to) another clone maps `workbook` to that clone, whose exercises would be tested
+    while this folder's header is shown."""
+    here = Path(config.rootpath).resolve()
+    if (here / "workbook" / "exercises.toml").is_file() and here != metadata.ROOT.resolve():
+        raise pytest.UsageError(
+            f"pytest runs in {here}, but it imported the workbook from {metadata.ROOT}: it "
+            "would test that folder's exercises, not these. Run `python3 -m workbook test N` "
+            "here, or give this folder a .venv of its own (`python3 -m workbook` makes one)."
+        )
 
 
 def _refuse_an_unusable_database():

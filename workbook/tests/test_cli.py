@@ -130,6 +130,9 @@ def test_every_command_the_board_prints_runs_as_printed(clone):
            if key not in ("WORKBOOK_SOLUTIONS", "VIRTUAL_ENV")}
     env["PATH"] = os.pathsep.join(folder for folder in env["PATH"].split(os.pathsep)
                                   if folder and Path(folder).resolve() != venv_bin)
+    # The shared .venv's editable install is this checkout's; the clone's own .venv would map
+    # `workbook` to the clone, as PYTHONPATH does here (else pytest refuses to mix the two).
+    env["PYTHONPATH"] = str(clone)
     if not shutil.which("python3", path=env["PATH"]):
         pytest.skip("no python3 on PATH outside .venv")
 
@@ -584,6 +587,21 @@ def test_plain_pytest_passes_on_the_solutions_branch(clone, tmp_path):
     )
 
     assert done.returncode == 0, done.stdout[-2000:]
+
+
+def test_pytest_that_imported_another_checkout_s_workbook_refuses_to_run(clone):
+    """A .venv linked from (or made by) another clone maps `workbook` to that clone: pytest
+    would test that clone's exercises under this one's header. It stops and says so."""
+    env = {**os.environ, "PYTHONPATH": str(metadata.ROOT)}  # this checkout's workbook
+    env.pop("WORKBOOK_SOLUTIONS", None)
+
+    done = subprocess.run(  # -P: the clone's own folder is not put on the path first
+        [sys.executable, "-P", "-m", "pytest", "exercises/01_basic_action", "-q",
+         "-p", "no:cacheprovider"], cwd=clone, env=env, capture_output=True, text=True)
+
+    assert done.returncode == 4, done.stdout[-2000:] + done.stderr[-2000:]
+    assert (f"pytest runs in {clone.resolve()}, but it imported the workbook from "
+            f"{metadata.ROOT}") in done.stderr
 
 
 def test_git_commands_outside_a_checkout_say_so(tmp_path):

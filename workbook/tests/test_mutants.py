@@ -244,24 +244,28 @@ def test_what_a_wrong_answer_changed_is_a_function_body_or_anything(before, afte
     assert mutants.changed_functions({"t.html": "a"}, {"t.html": "b"}) is None
 
 
-def test_the_answer_s_run_records_which_test_calls_which_learner_function(tmp_path):
-    """Exercise 01's suite on its reference answer, recorded as the mutation check records it:
-    a test that publishes calls make_published and not make_draft, and the one that only
-    reads the dropdown calls neither."""
-    exercise = metadata.find("1")
+def recorded_calls(tmp_path, number):
+    """Exercise NUMBER's suite on its reference answer, recorded as the mutation check
+    records it (workbook/mutant_calls.py): what the recording says."""
+    exercise = metadata.find(number)
     copy = tmp_path / "workbook"
     shutil.copytree(metadata.ROOT, copy, ignore=mutants.NOT_COPIED)
     for name in exercise.learner_files:
         shutil.copy(exercise.solution_path / name, copy / "exercises" / exercise.folder / name)
     recorded = tmp_path / "calls.json"
-
     done = subprocess.run(
         [sys.executable, "-m", "pytest", f"exercises/{exercise.folder}", "-q",
          "-p", "no:cacheprovider", "-p", "workbook.mutant_calls", f"--mutant-calls={recorded}"],
         cwd=copy, env=mutants._suite_env(), capture_output=True, text=True, timeout=300)
-
     assert done.returncode == 0, done.stdout[-2000:]
-    calls = json.loads(recorded.read_text())
+    return json.loads(recorded.read_text())
+
+
+def test_the_answer_s_run_records_which_test_calls_which_learner_function(tmp_path):
+    """Exercise 01's suite on its reference answer, recorded as the mutation check records it:
+    a test that publishes calls make_published and not make_draft, and the one that only
+    reads the dropdown calls neither."""
+    calls = recorded_calls(tmp_path, "1")
     tests = {nodeid.split("::")[1]: set(called) for nodeid, called in calls["tests"].items()}
     publishes = tests["test_make_published_publishes_only_the_selected_articles"]
     assert "ArticleAdmin.make_published" in publishes
@@ -276,20 +280,7 @@ def test_a_function_called_once_in_the_run_counts_for_every_test(tmp_path):
     only: the test that happened to make it is not the only one that reaches the URL.
     Exercise 08's get_urls must send a wrong answer of it through the whole suite, or a
     forgotten admin_view survives (it did, before this rule)."""
-    exercise = metadata.find("8")
-    copy = tmp_path / "workbook"
-    shutil.copytree(metadata.ROOT, copy, ignore=mutants.NOT_COPIED)
-    for name in exercise.learner_files:
-        shutil.copy(exercise.solution_path / name, copy / "exercises" / exercise.folder / name)
-    recorded = tmp_path / "calls.json"
-
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", f"exercises/{exercise.folder}", "-q",
-         "-p", "no:cacheprovider", "-p", "workbook.mutant_calls", f"--mutant-calls={recorded}"],
-        cwd=copy, env=mutants._suite_env(), capture_output=True, text=True, timeout=300)
-
-    assert done.returncode == 0, done.stdout[-2000:]
-    calls = json.loads(recorded.read_text())
+    calls = recorded_calls(tmp_path, "8")
     assert "ArticleAdmin.get_urls" in calls["everyone"]
     assert "ArticleAdmin.move_to_category" not in calls["everyone"]
     chosen = mutants.chosen_tests(calls, frozenset({"ArticleAdmin.get_urls"}))
