@@ -374,7 +374,7 @@ def canvas_gradebook(report, export, roster=None, assignment=CANVAS_ASSIGNMENT):
     found by their folder name in SIS Login ID, or through a roster (a CSV `learner,COLUMN`,
     COLUMN one of Canvas's IDs). Students with no grading, and flagged learners until
     `--trust`, get no score. Returns (the CSV, what to know)."""
-    rows = list(csv.reader(io.StringIO(export.lstrip("\ufeff"))))
+    rows = list(csv.reader(io.StringIO(export)))
     header = rows[0] if rows else []
     lacking = [name for name in CANVAS_IDS if name not in header]
     if lacking:
@@ -431,7 +431,7 @@ def _roster(report, roster):
     names = [row["learner"] for row in report["learners"]]
     if roster is None:
         return CANVAS_MATCH, {name: name for name in names}
-    rows = list(csv.reader(io.StringIO(roster.lstrip("\ufeff"))))
+    rows = list(csv.reader(io.StringIO(roster)))
     ids = CANVAS_IDS[:4]  # a Section is no one's
     if not rows or len(rows[0]) != 2 or rows[0][0] != "learner" or rows[0][1] not in ids:
         raise ReportError("a roster is a CSV whose header is `learner,COLUMN`, COLUMN one of "

@@ -272,7 +272,7 @@ def class_report(args):
         try:
             text, notes = reporting.canvas_gradebook(
                 report, _read(export), _read(args.roster) if args.roster else None,
-                args.canvas_assignment)
+                args.canvas_assignment or reporting.CANVAS_ASSIGNMENT)
         except reporting.ReportError as error:
             raise UsageError(str(error)) from None
         Path(out).write_text(text, encoding="utf-8", newline="")
@@ -620,8 +620,8 @@ def build_parser():
                      help="with --canvas: a CSV `learner,COLUMN` giving each learner's value "
                           "in Canvas's COLUMN (Student, ID, SIS User ID, SIS Login ID)")
     sub.add_argument("--canvas-assignment", metavar="NAME",
-                     default="Django admin actions workbook",
-                     help="with --canvas: the assignment's name in Canvas (default: %(default)s)")
+                     help="with --canvas: the assignment's name in Canvas (default: Django "
+                          "admin actions workbook)")
     sub.add_argument("--trust", action="append", default=[], metavar="LEARNER",
                      help="count this flagged learner in the class's figures (after a look "
                           "at their flags); repeatable")
