@@ -1,12 +1,15 @@
 """The mutation check's warm worker: one per copy of the workbook, started inside that copy.
 
 A fresh `python -m pytest` per wrong answer spends 1-2 s importing pytest and Django before
-any test runs. A worker imports them once (watch.warm_up), then for each wrong answer the
-parent has written into the copy it forks a child that runs the exercise's suite on the files
-as they are now (watch.fork_run), exactly the command of the fresh process, and answers the
-verdict. Nothing a child imports outlives it, and the warm parent refuses to serve if it has
-imported an exercise or set Django up: then every child reads the learner's files from disk.
+any test runs. A worker imports them once (watch.warm_up), then forks a child that starts the
+exercise's suite as the fresh process would (pytest configured, Django set up, the tests
+collected) and stops there, before the learner's admin.py and templates are imported (what
+`workbook watch` runs ahead, see watch.Ahead). For each wrong answer the parent has written
+into the copy, that collected child forks a run which imports the learner's files as they are
+now and runs the chosen tests; the worker answers the verdict. Nothing a run imports outlives
+it, and the warm parent refuses to serve if it has imported an exercise or set Django up.
 PYTHONDONTWRITEBYTECODE stays on, so no compiled file of one mutant is reused by the next.
+Any other run (the reference answer's, which records calls) is a fork of the warm parent.
 
 Started as `python -m workbook.mutant_worker FOLDER OUTPUT TIMEOUT` with the copy as its
 working directory, so that `workbook` and `exercises` are the copy's, never the main tree's.
@@ -164,10 +167,174 @@ def judge(exercise, output, timeout, extra=()):
     except BaseException:
         kill_group(pid)  # stopped (Ctrl-C, the parent gone): leave no run behind
         raise
+    return reply(code, output)
+
+
+def reply(code, output):
     if code is None:
         return {"timeout": True}
     text = Path(output).read_text(errors="replace")
     return {"code": code, "failed": first_failed(text), "tail": text.strip()[-600:]}
+
+
+def chosen_tests(extra):
+    """The node ids a run with EXTRA asks for ([] for the whole suite), or None when its
+    arguments ask for more than a choice of tests: then it is a run of its own."""
+    extra = list(extra)
+    if not extra:
+        return []
+    if len(extra) == 3 and extra[:2] == ["-p", "workbook.mutant_calls"] \
+            and extra[2].startswith("--mutant-tests="):
+        return json.loads(Path(extra[2].removeprefix("--mutant-tests=")).read_text())
+    return None
+
+
+class Collected:
+    """The worker's side of a child stopped after the collection: each serve() is a run,
+    forked from it, of the tests asked for on the files now in the copy."""
+
+    def __init__(self, exercise, output, timeout):
+        from . import watch
+
+        self.output, self.timeout = output, timeout
+        requests, self.requests = os.pipe()
+        self.replies, answers = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.pid = os.fork()
+        if self.pid == 0:
+            os.close(self.requests)
+            os.close(self.replies)
+
+            def run():
+                os.setpgid(0, 0)
+                _append_to(output)
+                import pytest
+
+                from . import apps
+
+                apps.defer_admins = True
+                return pytest.main(watch.pytest_args(exercise, PYTEST_EXTRA),
+                                   plugins=[_Serve(requests, answers, output, timeout)])
+
+            watch._run_then_exit(run)
+        os.close(requests)
+        os.close(answers)
+        self.to_child = os.fdopen(self.requests, "w")
+        self.from_child = os.fdopen(self.replies)
+        self.running = None
+
+    def serve(self, tests):
+        """The reply for a run of TESTS ([]: all), or None when this child cannot serve."""
+        try:
+            self.to_child.write(json.dumps({"tests": tests}) + "\n")
+            self.to_child.flush()
+            started = json.loads(self.from_child.readline() or "null")
+            if not started or "pid" not in started:
+                return None
+            self.running = started["pid"]
+            done = json.loads(self.from_child.readline() or "null")
+            self.running = None
+        except (OSError, ValueError):
+            return None
+        if not done:
+            return None
+        return reply(None if done.get("timeout") else done["code"], self.output)
+
+    def close(self):
+        """End the child and any run of it still going."""
+        if self.running:
+            kill_group(self.running)
+        kill_group(self.pid)
+        for stream in (self.to_child, self.from_child):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+
+
+class _Serve:
+    """The collected child's pytest plugin: after the collection, fork one run per request
+    until the requests end. The fork returns from the hook and runs the tests asked for,
+    as a fresh process would after its own collection."""
+
+    def __init__(self, requests, replies, output, timeout):
+        self.requests, self.replies = requests, replies
+        self.output, self.timeout = output, timeout
+
+    def pytest_collection_finish(self, session):
+        from . import apps
+
+        requests = os.fdopen(self.requests)
+        replies = os.fdopen(self.replies, "w")
+
+        def say(message):
+            replies.write(json.dumps(message) + "\n")
+            replies.flush()
+
+        if learner_files_loaded():
+            os._exit(0)  # the worker then forks each run from itself
+        for line in requests:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                os.setpgid(0, 0)
+                requests.close()
+                replies.close()
+                # Emptied, not reopened: pytest captures stdout and stderr by duplicating
+                # them, so only the open file's own end can move.
+                os.truncate(self.output, 0)
+                choose(session, json.loads(line)["tests"])
+                apps.discover_admins()
+                return  # this fork runs the tests
+            try:
+                os.setpgid(pid, pid)
+            except OSError:
+                pass
+            say({"pid": pid})
+            code = wait(pid, self.timeout)
+            say({"timeout": True} if code is None else {"code": code})
+        os._exit(0)
+
+
+def _append_to(output):
+    """Point stdout and stderr at OUTPUT, in append mode (each run empties it), stdin at
+    /dev/null."""
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+
+
+def choose(session, tests):
+    """Keep the tests asked for, in the order asked (all when none are named), as
+    mutant_calls' --mutant-tests does for a fresh process."""
+    if not tests:
+        return
+    order = {nodeid: n for n, nodeid in enumerate(tests)}
+    session.config.hook.pytest_deselected(
+        items=[i for i in session.items if i.nodeid not in order])
+    session.items[:] = sorted((i for i in session.items if i.nodeid in order),
+                              key=lambda i: order[i.nodeid])
+
+
+def learner_files_loaded():
+    """Whether the collection imported an exercise's admin.py or loaded a template: a run
+    forked after it would not read the wrong answer's files."""
+    from django.template import engines
+
+    if any(m.startswith("exercises.") and m.endswith(".admin") for m in sys.modules):
+        return True
+    return any(getattr(loader, "get_template_cache", None)
+               for engine in engines.all() for loader in engine.engine.template_loaders)
 
 
 def main(argv):
@@ -189,8 +356,21 @@ def main(argv):
         say({"error": problem or f"no exercise {folder!r}"})
         return 1
     say({"ready": True})
-    for line in sys.stdin:
-        say(judge(exercise, output, timeout, json.loads(line)["extra"]))
+    collected = None  # started at the first run it can serve; False once it could not
+    try:
+        for line in sys.stdin:
+            extra = json.loads(line)["extra"]
+            tests, answer = chosen_tests(extra), None
+            if tests is not None and collected is not False:
+                collected = collected or Collected(exercise, output, timeout)
+                answer = collected.serve(tests)
+                if answer is None:  # it could not serve: every run is a fork of this process
+                    collected.close()
+                    collected = False
+            say(answer or judge(exercise, output, timeout, extra))
+    finally:
+        if collected:
+            collected.close()
     return 0
 
 

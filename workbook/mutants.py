@@ -9,8 +9,9 @@ replaced by the plural, a condition negated, a template line dropped, and more. 
 hand-written wrong answers of `solutions/<folder>/mutants.toml` join them. Each one is put
 in place of the learner's files in a temporary copy of the workbook, and the exercise's suite
 runs on it in learner mode, exactly as a learner runs it (in a fork of a warm worker started
-in that copy, mutant_worker.py: pytest and Django are imported once per copy, not once per
-wrong answer). A wrong answer the suite fails is killed; one it passes survived.
+in that copy, mutant_worker.py: pytest and Django are imported, and the suite collected, once
+per copy, not once per wrong answer). A wrong answer the suite fails is killed; one it passes
+survived.
 
 A survivor that no user could tell apart from the answer is listed in mutants.toml under
 [[equivalent]] with the reason; it leaves the count. Everything else counts.

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from . import databases, metadata, progress, switch
+from . import databases, dbimage, metadata, progress, switch
 
 
 @dataclass
@@ -84,6 +84,7 @@ def pytest_configure(config):
     _refuse_an_unusable_database()
     settings.INSTALLED_APPS  # noqa: B018
     _faster_test_runs(settings)
+    dbimage.install()
     _refuse_a_mixed_up_mode()
     if switch.solutions_mode():
         for category in ("RemovedInNextVersionWarning", "RemovedInDjango2028Warning"):

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import databases, gitrepo, metadata, progress, tools
@@ -190,17 +191,34 @@ def untouched_clone(on, postgresql):
 # run on SQLite whatever DATABASE_URL says, or touch no database, so SQLite's run proves them.
 ON_EVERY_DATABASE = ("workbook/tests/test_cli.py", "workbook/tests/test_demo.py",
                      "workbook/tests/test_workbook.py", "workbook/tests/test_failures.py")
+# The graded suites, the lessons' and the browser's, with the workbook's own tests of grading
+# a class (a third of them): one pytest process, whose output is shown as it runs.
+GRADED = ("exercises", "lessons", "workbook/browser_tests")
+WITH_THE_GRADED = ("workbook/tests/test_class.py",)
 
 
 def check_answers(root, postgresql=False):
     """Every suite with --solutions in the workbook at ROOT: (its report, the problems). On
-    PostgreSQL the workbook's own tests are those that can tell the two databases apart."""
-    own = ON_EVERY_DATABASE if postgresql else ("workbook/tests",)
-    code, answers, _ = progress.run_suites(
-        "exercises", "lessons", *own, "workbook/browser_tests", solutions=True,
-        quiet=False, cwd=root,
-    )
+    PostgreSQL the workbook's own tests are those that can tell the two databases apart.
+
+    Two pytest processes side by side, one core each: the graded suites (shown as they run),
+    and the rest of the workbook's own tests (shown when they end)."""
+    if postgresql:
+        first, second = GRADED, ON_EVERY_DATABASE
+    else:
+        first = (*GRADED, *WITH_THE_GRADED)
+        second = tuple(f"workbook/tests/{p.name}" for p in sorted(
+            (root / "workbook" / "tests").glob("test_*.py"))
+            if f"workbook/tests/{p.name}" not in WITH_THE_GRADED)
+    with ThreadPoolExecutor(1) as pool:
+        own = pool.submit(progress.run_suites, *second, solutions=True, quiet=True, cwd=root)
+        code, answers, _ = progress.run_suites(*first, solutions=True, quiet=False, cwd=root)
+        own_code, _, own_output = own.result()
+    print(f"the workbook's own tests, run beside them ({' '.join(second)}):")
+    print(own_output.rstrip(), flush=True)
     problems = [] if answers is not None and code == 0 else [f"pytest --solutions exited {code}"]
+    if own_code != 0:
+        problems.append(f"pytest --solutions exited {own_code} on the workbook's own tests")
     if answers is not None:
         problems += _problems_with_metadata(answers)
     return answers, problems

@@ -20,7 +20,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from . import metadata
+from . import dbimage, metadata
 
 # Imported once in the watching process so that each forked run starts warm. None of them
 # sets Django up or imports an exercise: that happens in each run, on the current files.
@@ -73,10 +73,16 @@ WARM_MODULES = (
 
 
 def warm_up():
-    """Import what every run needs; a module that cannot be imported yet is left to the run."""
+    """Import what every run needs; a module that cannot be imported yet is left to the run.
+    The runs share a folder of test database images (dbimage), this process's own."""
+    import atexit
     import importlib
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbook.settings")
+    if not os.environ.get(dbimage.VARIABLE):
+        images = tempfile.mkdtemp(prefix="workbook-db-images-")
+        atexit.register(shutil.rmtree, images, ignore_errors=True)
+        os.environ[dbimage.VARIABLE] = images
     for name in WARM_MODULES:
         try:
             importlib.import_module(name)

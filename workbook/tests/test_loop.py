@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from workbook import loopbench, metadata, watch
+from workbook import dbimage, loopbench, metadata, watch
 
 # Ctrl-C as in a terminal: a run started in the background of a script (CI, say) inherits
 # SIGINT ignored, and Python then leaves it ignored.
@@ -219,13 +219,14 @@ def test_a_run_started_ahead_runs_the_admin_saved_after_it_started(copy):
         done.stdout + done.stderr)
 
 
-def test_the_loop_benchmark_has_a_row_per_exercise(tmp_path):
-    """A smoke run of `workbook bench --loop` (one run of each, one save): the table's rows,
-    never its timings."""
+def test_the_loop_benchmark_has_a_row_per_exercise_asked(tmp_path):
+    """A smoke run of `workbook bench --loop` (one run of each, one save) on the first and the
+    last exercise: the table's rows, never its timings."""
     table = tmp_path / "loop.md"
+    chosen = [metadata.exercises()[0], metadata.exercises()[-1]]
     done = subprocess.run(
         [sys.executable, "-c", CONSOLE_SCRIPT, "bench", "--loop", "--runs", "1", "--saves",
-         "1", "--markdown", str(table)],
+         "1", "--exercises", *(str(e.number) for e in chosen), "--markdown", str(table)],
         cwd=metadata.ROOT, env=_env(), capture_output=True, text=True, timeout=600,
     )
 
@@ -233,10 +234,49 @@ def test_the_loop_benchmark_has_a_row_per_exercise(tmp_path):
     text = table.read_text()
     rows = re.findall(r"^\| (\d\d_\w+) \| [\d.]+ \| [\d.]+× \| [\d.]+ \| [\d.]+× \| .+ \|$",
                       text, re.MULTILINE)
-    assert rows == [e.folder for e in metadata.exercises()], text
+    assert rows == [e.folder for e in chosen], text
     assert "answers fail" not in text, text
     assert re.search(r"`workbook watch 1`: save → result line on screen, median of 1 saves",
                      text), text
     # The minimal suite it compares with is a real pytest-django suite that passes.
     minimal = loopbench.write_minimal_suite(tmp_path / "minimal")
     assert loopbench.cold_run(minimal, [])[1] == 0
+
+
+def test_a_warm_run_copies_the_test_database_the_first_run_built(tmp_path):
+    """With $WORKBOOK_DB_IMAGES (watch and the mutation check set it), the first run saves the
+    database Django built and the next copies it in: the whole suite, its query counts
+    included, passes on the copy, and the image is not built again."""
+    images = tmp_path / "images"
+    command = [sys.executable, "-m", "pytest", f"exercises/{EXERCISE.folder}", "--solutions",
+               "-q", "-p", "no:cacheprovider"]
+    env = {**_env(), dbimage.VARIABLE: str(images)}
+
+    first = subprocess.run(command, cwd=metadata.ROOT, env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stdout + first.stderr
+    [image] = images.iterdir()
+    built = image.stat().st_ino
+    again = subprocess.run(command, cwd=metadata.ROOT, env=env, capture_output=True, text=True)
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert RESULT.search(again.stdout).group() == RESULT.search(first.stdout).group()
+    assert [p.name for p in images.iterdir()] == [image.name]
+    assert image.stat().st_ino == built, "the second run built and saved the database again"
+
+
+def test_the_image_of_another_schema_is_not_used():
+    """A model changed since an image was saved (a column that may now be NULL) names
+    another image: the old one is never copied in."""
+    from django.apps import apps
+    from django.db import connection
+
+    field = apps.get_model(EXERCISE.label, "Article")._meta.get_field("title")
+    before = dbimage.digest(connection)
+    field.null = not field.null
+    try:
+        changed = dbimage.digest(connection)
+    finally:
+        field.null = not field.null
+
+    assert changed != before
+    assert dbimage.digest(connection) == before

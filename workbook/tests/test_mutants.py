@@ -352,6 +352,25 @@ def test_a_run_over_the_time_limit_is_a_timeout_and_leaves_nothing_running(
         assert mutants._run(copy, exercise, answer, worker) == ("survived", "")
 
 
+def test_each_run_forked_after_the_collection_reads_the_files_as_they_are_now(tmp_path):
+    """The worker's runs fork from one child that collected the suite once: each still reads
+    the learner's admin.py and template as written just before it (exercise 03 has both)."""
+    exercise = metadata.find("3")
+    copy = tmp_path / "workbook"
+    shutil.copytree(metadata.ROOT, copy, ignore=mutants.NOT_COPIED)
+    answer = {n: (exercise.solution_path / n).read_text() for n in exercise.learner_files}
+    [template] = [n for n in exercise.learner_files if n.endswith(".html")]
+    no_form = {**answer, template: "{% extends 'admin/base_site.html' %}"}
+    no_action = {**answer, "admin.py": answer["admin.py"] + "\nArticleAdmin.actions = []\n"}
+
+    with mutant_worker.Worker(copy, exercise.folder, mutants.TIMEOUT,
+                              mutants._suite_env()) as worker:
+        verdicts = [mutants._run(copy, exercise, files, worker)[0]
+                    for files in (answer, no_form, answer, no_action, answer)]
+
+    assert verdicts == ["survived", "killed", "survived", "killed", "survived"]
+
+
 def test_a_warm_process_that_could_serve_stale_code_refuses(monkeypatch):
     """This process has set Django up and imported the exercises: not a process to fork
     runs from. Nor is one that imported the workbook from another tree than its copy."""
