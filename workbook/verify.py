@@ -191,25 +191,26 @@ def untouched_clone(on, postgresql):
 # run on SQLite whatever DATABASE_URL says, or touch no database, so SQLite's run proves them.
 ON_EVERY_DATABASE = ("workbook/tests/test_cli.py", "workbook/tests/test_demo.py",
                      "workbook/tests/test_workbook.py", "workbook/tests/test_failures.py")
-# The graded suites, the lessons' and the browser's, with the workbook's own tests of grading
-# a class (a third of them): one pytest process, whose output is shown as it runs.
+# The graded suites, the lessons' and the browser's: one pytest process, shown as it runs,
+# with the workbook's own tests but these (about half of the time), run in another beside it.
 GRADED = ("exercises", "lessons", "workbook/browser_tests")
-WITH_THE_GRADED = ("workbook/tests/test_class.py",)
+BESIDE = ("workbook/tests/test_cli.py", "workbook/tests/test_loop.py",
+          "workbook/tests/test_mutants.py", "workbook/tests/test_workbook.py")
 
 
 def check_answers(root, postgresql=False):
     """Every suite with --solutions in the workbook at ROOT: (its report, the problems). On
     PostgreSQL the workbook's own tests are those that can tell the two databases apart.
 
-    Two pytest processes side by side, one core each: the graded suites (shown as they run),
-    and the rest of the workbook's own tests (shown when they end)."""
+    Two pytest processes side by side, one core each: the graded suites with some of the
+    workbook's own tests (shown as they run), and the rest (shown when they end)."""
     if postgresql:
         first, second = GRADED, ON_EVERY_DATABASE
     else:
-        first = (*GRADED, *WITH_THE_GRADED)
-        second = tuple(f"workbook/tests/{p.name}" for p in sorted(
+        first = (*GRADED, *(f"workbook/tests/{p.name}" for p in sorted(
             (root / "workbook" / "tests").glob("test_*.py"))
-            if f"workbook/tests/{p.name}" not in WITH_THE_GRADED)
+            if f"workbook/tests/{p.name}" not in BESIDE))
+        second = BESIDE
     with ThreadPoolExecutor(1) as pool:
         own = pool.submit(progress.run_suites, *second, solutions=True, quiet=True, cwd=root)
         code, answers, _ = progress.run_suites(*first, solutions=True, quiet=False, cwd=root)

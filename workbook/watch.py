@@ -157,7 +157,8 @@ class Ahead:
     lets it import the admins and run the tests, cancel() ends it unrun. What the save
     changed is thus all the run has left to do (`workbook bench --loop` measures it)."""
 
-    def __init__(self, exercise, extra=(), report=None, output=None, terminal=False):
+    def __init__(self, exercise, extra=(), report=None, output=None, terminal=False,
+                 halves=False):
         sys.stdout.flush()
         sys.stderr.flush()
         columns = shutil.get_terminal_size().columns
@@ -168,7 +169,7 @@ class Ahead:
             self.pid = os.fork()
         if self.pid == 0:
             os.close(self.signal)
-            _child(exercise, extra, report, output, terminal, columns, ready)
+            _child(exercise, extra, report, output, terminal, columns, ready, halves)
         os.close(ready)
 
     def go(self):
@@ -188,10 +189,11 @@ class Ahead:
 
 
 class _WaitForTheSave:
-    """The child's pytest plugin: after the collection, wait until go() (or the end)."""
+    """The child's pytest plugin: after the collection, wait until go() (or the end); with
+    HALVES, the tests then run in two forked halves (halves.py)."""
 
-    def __init__(self, ready):
-        self.ready = ready
+    def __init__(self, ready, halves=False):
+        self.ready, self.halves = ready, halves
 
     def pytest_collection_finish(self, session):
         if not os.read(self.ready, 2):  # cancel(): the watcher wants no run from this one
@@ -199,9 +201,13 @@ class _WaitForTheSave:
         from . import apps
 
         apps.discover_admins()
+        if self.halves:
+            from . import halves
+
+            halves.split(session)
 
 
-def _child(exercise, extra, report, output, terminal, columns, ready):
+def _child(exercise, extra, report, output, terminal, columns, ready, halves=False):
     """In the fork: one pytest run, started ahead, that waits for the save."""
 
     def run():
@@ -213,7 +219,7 @@ def _child(exercise, extra, report, output, terminal, columns, ready):
 
         apps.defer_admins = True
         return pytest.main(pytest_args(exercise, extra, report, terminal),
-                           plugins=[_WaitForTheSave(ready)])
+                           plugins=[_WaitForTheSave(ready, halves)])
 
     _run_then_exit(run)
 
@@ -318,7 +324,9 @@ def start_run(exercise, folder, extra=(), terminal=False):
         if os.path.exists(path):
             os.remove(path)
     report, output = _files(folder)
-    return Ahead(exercise, extra, report=report, output=output, terminal=terminal)
+    # Split over two cores unless the run was asked for more than the whole suite (-x, -k).
+    return Ahead(exercise, extra, report=report, output=output, terminal=terminal,
+                 halves=not extra)
 
 
 def _files(folder):

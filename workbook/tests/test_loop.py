@@ -4,6 +4,7 @@ Nothing here asserts a timing: `python -m workbook bench --loop` measures them.
 """
 
 import io
+import json
 import os
 import pty
 import re
@@ -217,6 +218,51 @@ def test_a_run_started_ahead_runs_the_admin_saved_after_it_started(copy):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "exit 0" in done.stdout and RESULT.search(done.stdout).group(2) == "passed", (
         done.stdout + done.stderr)
+
+
+HALVES = """\
+import json, re, sys, tempfile
+from workbook import halves, metadata, watch
+
+second = halves._Second.pytest_runtestloop
+def marked(self, session):  # the fork's half: what it ran, for the test
+    open(sys.argv[2], "a").write(" ".join(i.nodeid for i in session.items[self.cut:]) + "\\n")
+    return second(self, session)
+halves._Second.pytest_runtestloop = marked
+
+runs = {}
+for split in (False, True):
+    folder = tempfile.mkdtemp()
+    report, output = watch._files(folder)
+    code = watch.Ahead(metadata.find(sys.argv[1]), (), report=report, output=output,
+                       halves=split).go()
+    tests = json.load(open(report))["tests"]
+    runs[split] = [code, re.sub(r" in [0-9.]+s", "", open(output).read()),
+                   sorted([t["nodeid"], t["outcome"], t["message"]] for t in tests)]
+print(json.dumps(runs))
+"""
+
+
+@pytest.mark.parametrize(("number", "shown"), [("1", "for the same reason"), ("7", "skipped")])
+def test_a_watched_run_on_two_cores_shows_what_one_process_shows(copy, tmp_path, number,
+                                                                  shown):
+    """Split in two forked halves, the run of a stub (01: one failure grouped across both
+    halves; 07: tests skipped on SQLite too) prints the same output, writes the same report
+    and exits as one process does; the fork ran the second half."""
+    exercise = metadata.find(number)
+    ran = tmp_path / "second-half.txt"
+    done = subprocess.run([sys.executable, "-c", HALVES, exercise.folder, str(ran)], cwd=copy,
+                          env=_env(), capture_output=True, text=True, timeout=300)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    runs = json.loads(done.stdout)
+    one, two = runs["false"], runs["true"]
+    assert two[0] == one[0] == 1
+    assert shown in one[1], one[1]
+    assert two[1] == one[1]
+    assert two[2] == one[2]
+    [second] = ran.read_text().splitlines()
+    assert len(second.split()) == len(one[2]) // 2
 
 
 def test_the_loop_benchmark_has_a_row_per_exercise_asked(tmp_path):
