@@ -208,7 +208,7 @@ class Collected:
 
             def run():
                 os.setpgid(0, 0)
-                _append_to(output)
+                watch._redirect(output, append=True)  # each run empties it
                 import pytest
 
                 from . import apps
@@ -300,18 +300,6 @@ class _Serve:
             code = wait(pid, self.timeout)
             say({"timeout": True} if code is None else {"code": code})
         os._exit(0)
-
-
-def _append_to(output):
-    """Point stdout and stderr at OUTPUT, in append mode (each run empties it), stdin at
-    /dev/null."""
-    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.close(null)
 
 
 def choose(session, tests):

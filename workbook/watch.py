@@ -134,9 +134,11 @@ def fork_run(exercise, extra=(), output=None, own_group=False):
     return pid
 
 
-def _redirect(output):
-    """Point this process's stdout and stderr at OUTPUT (truncated) and stdin at /dev/null."""
-    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def _redirect(output, append=False):
+    """Point this process's stdout and stderr at OUTPUT (truncated; with APPEND, written at
+    its end, wherever that is then) and stdin at /dev/null."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | (os.O_APPEND if append else 0)
+    fd = os.open(output, flags, 0o600)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
