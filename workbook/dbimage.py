@@ -34,7 +34,10 @@ def install():
         image = Path(os.environ[VARIABLE]) / f"{digest(self.connection)}.sqlite3"
         if not image.is_file():
             name = build(self, verbosity, autoclobber, serialize, keepdb)
-            save(self.connection, image)
+            try:
+                save(self.connection, image)
+            except (OSError, sqlite3.Error):  # a full disk, say: the next run builds it again
+                pass
             return name
         return restore(self, name, image)
 

@@ -267,7 +267,7 @@ class _Serve:
         self.output, self.timeout = output, timeout
 
     def pytest_collection_finish(self, session):
-        from . import apps
+        from . import apps, watch
 
         requests = os.fdopen(self.requests)
         replies = os.fdopen(self.replies, "w")
@@ -290,6 +290,7 @@ class _Serve:
                 # them, so only the open file's own end can move.
                 os.truncate(self.output, 0)
                 choose(session, json.loads(line)["tests"])
+                watch.restart_the_clock(session)
                 apps.discover_admins()
                 return  # this fork runs the tests
             try:

@@ -204,8 +204,9 @@ def test_a_run_started_ahead_runs_the_admin_saved_after_it_started(copy):
         "exercise = metadata.exercises()[0]; folder = tempfile.mkdtemp(); "
         "watch.start_run(exercise, folder).cancel(); "
         "run = watch.start_run(exercise, folder); time.sleep(3); "
-        "open(sys.argv[1], 'w').write(open(sys.argv[2]).read()); "
-        "print('exit', run.go()); print(open(folder + '/output.txt').read())"
+        "open(sys.argv[1], 'w').write(open(sys.argv[2]).read()); started = time.monotonic(); "
+        "print('exit', run.go(), 'after', time.monotonic() - started); "
+        "print(open(folder + '/output.txt').read())"
     )
     try:
         done = subprocess.run(
@@ -218,6 +219,10 @@ def test_a_run_started_ahead_runs_the_admin_saved_after_it_started(copy):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "exit 0" in done.stdout and RESULT.search(done.stdout).group(2) == "passed", (
         done.stdout + done.stderr)
+    # The time it prints is the run's, from the save on: not the 3 s it waited for it.
+    after = float(re.search(r"after ([\d.]+)", done.stdout).group(1))
+    printed = float(re.search(r"passed in ([\d.]+)s", done.stdout).group(1))
+    assert printed <= after + 0.01, done.stdout
 
 
 HALVES = """\
@@ -308,6 +313,22 @@ def test_a_warm_run_copies_the_test_database_the_first_run_built(tmp_path):
     assert RESULT.search(again.stdout).group() == RESULT.search(first.stdout).group()
     assert [p.name for p in images.iterdir()] == [image.name]
     assert image.stat().st_ino == built, "the second run built and saved the database again"
+
+
+def test_a_folder_of_images_that_cannot_be_written_leaves_the_run_as_django_builds_it(
+        tmp_path):
+    """An image that cannot be saved (its folder's parent is a file here; a full disk
+    elsewhere) costs the run nothing but the copy: it passes, on the database Django built."""
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", f"exercises/{EXERCISE.folder}", "--solutions", "-q",
+         "-p", "no:cacheprovider", "-k", "offered"],
+        cwd=metadata.ROOT, env={**_env(), dbimage.VARIABLE: str(blocked / "images")},
+        capture_output=True, text=True)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert RESULT.search(done.stdout).group(2) == "passed", done.stdout
 
 
 def test_the_image_of_another_schema_is_not_used():
