@@ -129,10 +129,7 @@ class _First:
         report = config.hook.pytest_report_from_serializable(config=config, data=data)
         if result:
             result = pytest_plugin.Result(**result)
-            results = config.stash[pytest_plugin._results_key]
-            previous = results.get(report.nodeid)
-            if previous is None or previous.outcome == "passed":
-                results[report.nodeid] = result
+            pytest_plugin.keep_result(config, result)
             exercise = pytest_plugin.exercise_of(config.rootpath / report.nodeid.split("::")[0])
             # Grouped again here, across both halves (the fork could see its own only).
             if report.failed and report.when == "call" and exercise is not None:

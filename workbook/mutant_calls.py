@@ -62,9 +62,14 @@ def learner_modules(args):
 def pytest_collection_modifyitems(config, items):
     path = config.getoption("mutant_tests")
     if path:
-        order = {nodeid: n for n, nodeid in enumerate(json.loads(Path(path).read_text()))}
-        config.hook.pytest_deselected(items=[i for i in items if i.nodeid not in order])
-        items[:] = sorted((i for i in items if i.nodeid in order), key=lambda i: order[i.nodeid])
+        keep_only(config, items, json.loads(Path(path).read_text()))
+
+
+def keep_only(config, items, nodeids):
+    """Keep the tests NODEIDS names, in that order; the others are deselected."""
+    order = {nodeid: n for n, nodeid in enumerate(nodeids)}
+    config.hook.pytest_deselected(items=[i for i in items if i.nodeid not in order])
+    items[:] = sorted((i for i in items if i.nodeid in order), key=lambda i: order[i.nodeid])
 
 
 @functools.lru_cache(maxsize=None)

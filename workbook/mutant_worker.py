@@ -267,7 +267,7 @@ class _Serve:
         self.output, self.timeout = output, timeout
 
     def pytest_collection_finish(self, session):
-        from . import apps, watch
+        from . import mutant_calls, watch
 
         requests = os.fdopen(self.requests)
         replies = os.fdopen(self.replies, "w")
@@ -289,9 +289,10 @@ class _Serve:
                 # Emptied, not reopened: pytest captures stdout and stderr by duplicating
                 # them, so only the open file's own end can move.
                 os.truncate(self.output, 0)
-                choose(session, json.loads(line)["tests"])
-                watch.restart_the_clock(session)
-                apps.discover_admins()
+                tests = json.loads(line)["tests"]
+                if tests:  # none named: the whole suite, as --mutant-tests' absence means
+                    mutant_calls.keep_only(session.config, session.items, tests)
+                watch.start_now(session)
                 return  # this fork runs the tests
             try:
                 os.setpgid(pid, pid)
@@ -301,18 +302,6 @@ class _Serve:
             code = wait(pid, self.timeout)
             say({"timeout": True} if code is None else {"code": code})
         os._exit(0)
-
-
-def choose(session, tests):
-    """Keep the tests asked for, in the order asked (all when none are named), as
-    mutant_calls' --mutant-tests does for a fresh process."""
-    if not tests:
-        return
-    order = {nodeid: n for n, nodeid in enumerate(tests)}
-    session.config.hook.pytest_deselected(
-        items=[i for i in session.items if i.nodeid not in order])
-    session.items[:] = sorted((i for i in session.items if i.nodeid in order),
-                              key=lambda i: order[i.nodeid])
 
 
 def learner_files_loaded():

@@ -274,26 +274,32 @@ def pytest_runtest_makereport(item, call):
         # The message says what was raised and where; Django's log of it repeats the
         # traceback the message replaces.
         report.sections = [s for s in report.sections if not s[0].startswith("Captured log")]
-    results = item.config.stash[_results_key]
     if report.when == "call" or report.outcome != "passed":
         outcome = report.outcome
         if report.when != "call" and report.outcome == "failed":
             outcome = "error"
-        previous = results.get(item.nodeid)
-        if previous is None or previous.outcome == "passed":
-            results[item.nodeid] = Result(
-                nodeid=item.nodeid,
-                exercise=exercise.folder,
-                task=task,
-                points=marker.kwargs.get("points", 1),
-                outcome=outcome,
-                message=_held_out_message(report, task) if item.path.name.startswith(
-                    progress.HELD_OUT_PREFIX) else _message(report),
-                name=f"{exercise.number:02d}, task {task}: {readable_name(item)}",
-                test_code=test_code(item.function),
-                output=report.capstdout[:progress.OUTPUT_KEPT],
-            )
+        keep_result(item.config, Result(
+            nodeid=item.nodeid,
+            exercise=exercise.folder,
+            task=task,
+            points=marker.kwargs.get("points", 1),
+            outcome=outcome,
+            message=_held_out_message(report, task) if item.path.name.startswith(
+                progress.HELD_OUT_PREFIX) else _message(report),
+            name=f"{exercise.number:02d}, task {task}: {readable_name(item)}",
+            test_code=test_code(item.function),
+            output=report.capstdout[:progress.OUTPUT_KEPT],
+        ))
     return report
+
+
+def keep_result(config, result):
+    """A test's result: its first phase that did not pass (a teardown's error does not
+    hide the call's failure), else the call's."""
+    results = config.stash[_results_key]
+    previous = results.get(result.nodeid)
+    if previous is None or previous.outcome == "passed":
+        results[result.nodeid] = result
 
 
 def readable_name(item):

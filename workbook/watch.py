@@ -200,24 +200,25 @@ class _WaitForTheSave:
     def pytest_collection_finish(self, session):
         if not os.read(self.ready, 2):  # cancel(): the watcher wants no run from this one
             os._exit(0)
-        from . import apps
-
-        restart_the_clock(session)
-        apps.discover_admins()
+        start_now(session)
         if self.halves:
             from . import halves
 
             halves.split(session)
 
 
-def restart_the_clock(session):
-    """pytest times a run from its session's start; a run started ahead then waited for the
-    save, which is no part of the time it prints ("N passed in ...")."""
+def start_now(session):
+    """A run collected ahead starts: it imports the admins as they are now, and its clock
+    starts here (pytest times it from the session's start, and the wait for the save is no
+    part of the time it prints, "N passed in ...")."""
+    from . import apps
+
     terminal = session.config.pluginmanager.get_plugin("terminalreporter")
     if terminal is not None and hasattr(terminal, "_session_start"):
         from _pytest import timing
 
         terminal._session_start = timing.Instant()
+    apps.discover_admins()
 
 
 def _child(exercise, extra, report, output, terminal, columns, ready, halves=False):
