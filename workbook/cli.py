@@ -642,6 +642,9 @@ def build_parser():
     sub.add_argument("--fresh", action="store_true",
                      help="run each wrong answer in a new pytest process, as before the warm "
                           "forked workers (slower; the same verdicts)")
+    sub.add_argument("--equivalent", action="store_true",
+                     help="also run the wrong answers mutants.toml calls equivalent (they "
+                          "leave the count): an entry the suite now kills is an error")
     sub.add_argument("--postgresql", action="store_true",
                      help="run only the wrong answers that row locks tell apart, on the "
                           "PostgreSQL server of DATABASE_URL; each must be killed")

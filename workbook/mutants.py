@@ -14,7 +14,8 @@ per copy, not once per wrong answer). A wrong answer the suite fails is killed; 
 survived.
 
 A survivor that no user could tell apart from the answer is listed in mutants.toml under
-[[equivalent]] with the reason; it leaves the count. Everything else counts.
+[[equivalent]] with the reason; it leaves the count, so it is not run (`--equivalent` runs it,
+to find an entry the suite now kills). Everything else counts.
 
 The [[transplant]] entries are what a learner who copies the lessons' worked example and
 renames it would hand in: built from the worked example's code as it is now, so a change
@@ -34,6 +35,7 @@ import sys
 import tempfile
 import time
 import tomllib
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +45,7 @@ from . import gitrepo, lessons, metadata, mutant_calls, mutant_worker
 
 THRESHOLD = 90.0
 TIMEOUT = 120
+ANY = "any"  # Record: the wrong answers whatever they change
 LEVELS = ("SUCCESS", "INFO", "WARNING", "ERROR")
 # Queryset methods a learner may leave out: the chain works without them, only worse.
 CHAINED = {
@@ -508,13 +511,42 @@ def changed_functions(before, after):
     return frozenset(names)
 
 
-def chosen_tests(calls, functions):
+def chosen_tests(calls, functions, record=None):
     """The node ids of the tests that may fail on a wrong answer changing FUNCTIONS (None:
-    anything), from the reference answer's CALLS (mutant_calls), the quickest first."""
+    anything), from the reference answer's CALLS (mutant_calls), in the order a run that
+    stops at its first failure ends soonest: by the odds that the test fails it for the
+    time it takes. The odds come from RECORD (a Record of the runs so far): the test's own
+    failures among the wrong answers of the same functions, else of any. The verdict is the
+    same in any order."""
     everyone = functions is None or functions & set(calls["everyone"])
     chosen = [test for test, called in calls["tests"].items()
               if everyone or mutant_calls.EVERYTHING in called or functions & set(called)]
-    return sorted(chosen, key=lambda test: calls["seconds"].get(test, 0.0))
+    seconds = calls["seconds"]
+    record = record or Record()
+    return sorted(chosen, key=lambda test: (-record.odds(functions, test)
+                                            / max(seconds.get(test, 0.0), 0.001),
+                                            seconds.get(test, 0.0)))
+
+
+class Record:
+    """Which tests failed (were run on) the wrong answers so far, by the functions changed."""
+
+    def __init__(self):
+        self.failed = defaultdict(Counter)  # functions, or ANY -> node id -> runs it failed
+        self.ran = defaultdict(Counter)  # functions, or ANY -> node id -> runs it was in
+
+    def odds(self, functions, test):
+        """How likely TEST fails the next wrong answer of FUNCTIONS (Laplace's rule)."""
+        key = functions if self.ran[functions][test] else ANY
+        return (self.failed[key][test] + 1) / (self.ran[key][test] + 2)
+
+    def add(self, functions, tests, failed):
+        """A run of TESTS, in order, that stopped at FAILED (None: all passed)."""
+        ran = tests[:tests.index(failed) + 1] if failed in tests else tests
+        for key in (functions, ANY):
+            self.ran[key].update(ran)
+            if failed in tests:
+                self.failed[key][failed] += 1
 
 
 # Running the suite on each
@@ -581,12 +613,13 @@ def _copies(tmp, exercise, jobs, fresh, stack):
 
 
 def check(exercise, jobs, progress=print, database=None, fresh=False, every=1,
-          selective=True):
+          selective=True, run_equivalent=False):
     """Run every wrong answer of EXERCISE (or every EVERY-th, a sample for tests), JOBS at a
     time: in warm forked workers, or with FRESH in a new pytest process each (slower, the
     reference the workers are tested on). SELECTIVE: each runs only the tests that call a
     function it changed (mutant_calls); without, the whole suite, as the selection is
-    tested against."""
+    tested against. Those listed as equivalent leave the count whatever they do, and survive
+    every test they run (a third of exercise 07's time): they run with RUN_EQUIVALENT only."""
     problems = []
     started = time.monotonic()
     baseline, mutants = mutants_of(exercise, problems, database)
@@ -626,16 +659,24 @@ def check(exercise, jobs, progress=print, database=None, fresh=False, every=1,
         calls = (json.loads(recorded.read_text())
                  if selective and not select and recorded.exists() else None)
 
+        record = Record()
+
         def judge(numbered):
             number, mutant = numbered
+            if mutant.id in equivalent and not run_equivalent:
+                return "not run", ""
             if calls is None:
                 return run(mutant.files)
-            tests = chosen_tests(calls, mutant.functions)
+            tests = chosen_tests(calls, mutant.functions, record)
             if not tests:
                 return "survived", ""
             chosen = Path(tmp) / f"tests-{number}.json"
             chosen.write_text(json.dumps(tests))
-            return run(mutant.files, ("-p", "workbook.mutant_calls", f"--mutant-tests={chosen}"))
+            state, detail = run(mutant.files,
+                                ("-p", "workbook.mutant_calls", f"--mutant-tests={chosen}"))
+            if state in ("killed", "survived"):
+                record.add(mutant.functions, tests, detail.split(" - ", 1)[0] or None)
+            return state, detail
 
         with ThreadPoolExecutor(jobs) as pool:
             for done, (mutant, result) in enumerate(
@@ -651,7 +692,7 @@ def check(exercise, jobs, progress=print, database=None, fresh=False, every=1,
             problems.append(f"mutants.toml lists an equivalent mutant that no longer exists: "
                             f"{mutant_id!r}")
     for mutant in mutants:
-        if mutant.id in equivalent and mutant.outcome != "survived":
+        if mutant.id in equivalent and mutant.outcome not in ("survived", "not run"):
             problems.append(f"mutants.toml calls {mutant.id!r} equivalent, yet the suite "
                             "kills it: remove it from [[equivalent]]")
     for mutant in mutants:
@@ -669,7 +710,8 @@ def report(outcome, threshold):
         f"{exercise.folder}: {len(outcome.mutants)} wrong answers "
         f"({len(outcome.mutants) - hand} generated, {hand} hand-written), "
         f"{len(outcome.killed)} killed, {len(outcome.survivors)} survived, "
-        f"{len(outcome.mutants) - len(outcome.counted)} equivalent: "
+        f"{len(outcome.mutants) - len(outcome.counted)} equivalent"
+        f"{' (not run)' if any(m.outcome == 'not run' for m in outcome.mutants) else ''}: "
         f"kill rate {outcome.rate:.1f} % (needs {threshold:g} %), {outcome.seconds:.0f} s"
     ]
     for mutant in outcome.survivors:
@@ -704,25 +746,38 @@ def main(args):
                 failed = True
         return 1 if failed else 0
     summary = []
-    for exercise in chosen:
-        tty = sys.stdout.isatty()
+    # Several exercises at once, the most wrong answers first: an exercise's own serial parts
+    # (its copy, its worker's start, the reference answer's recorded run) then overlap
+    # another's runs. The largest gets every worker, so that it does not end alone, last;
+    # the others a worker each.
+    at_once = min(jobs, len(chosen)) or 1
+    tty = sys.stdout.isatty() and at_once == 1
+    largest_first = sorted(chosen, key=lambda e: -len(mutants_of(e, [], database)[1]))
+    with ThreadPoolExecutor(at_once) as pool:
+        started = {}
+        for exercise in largest_first:
 
-        def progress(done, total, folder=exercise.folder):
+            def progress(done, total, folder=exercise.folder):
+                if tty:
+                    print(f"\r{folder}: {done}/{total} wrong answers run", end="", flush=True)
+
+            workers = jobs if exercise is largest_first[0] else 1
+            started[exercise.folder] = pool.submit(
+                check, exercise, workers, progress, database, args.fresh,
+                run_equivalent=args.equivalent)
+        for exercise in chosen:  # in the workbook's order, each once it has ended
+            outcome = started[exercise.folder].result()
             if tty:
-                print(f"\r{folder}: {done}/{total} wrong answers run", end="", flush=True)
-
-        outcome = check(exercise, jobs, progress, database, args.fresh)
-        if tty:
-            print("\r", end="")
-        print("\n".join(report(outcome, args.threshold)), flush=True)
-        below = outcome.rate < args.threshold
-        failed |= below or bool(outcome.problems)
-        summary.append(
-            f"  {exercise.folder:<20} {outcome.rate:5.1f} %  "
-            f"{len(outcome.killed)}/{len(outcome.counted)} killed"
-            + ("  BELOW THE THRESHOLD" if below else "")
-            + ("  PROBLEMS" if outcome.problems else "")
-        )
+                print("\r", end="")
+            print("\n".join(report(outcome, args.threshold)), flush=True)
+            below = outcome.rate < args.threshold
+            failed |= below or bool(outcome.problems)
+            summary.append(
+                f"  {exercise.folder:<20} {outcome.rate:5.1f} %  "
+                f"{len(outcome.killed)}/{len(outcome.counted)} killed"
+                + ("  BELOW THE THRESHOLD" if below else "")
+                + ("  PROBLEMS" if outcome.problems else "")
+            )
     print("\nkill rate per exercise (wrong answers the suite fails):")
     print("\n".join(summary))
     return 1 if failed else 0

@@ -122,11 +122,62 @@ def pristine_copy(target):
 
 
 def untouched_clone(on, postgresql):
-    """Every check, as CI runs it: the stubs are the recorded ones."""
-    failures = []
+    """Every check, as CI runs it: the stubs are the recorded ones. The four run side by side
+    (each waits on its processes, which share the cores); each is shown when it has ended."""
+    tools.ensure_debian_packages()
+    tools.ensure_actionlint()
+    print("the four checks run side by side; each is shown, in order, when it has ended",
+          flush=True)
+    mutants = [sys.executable, "-m", "workbook", "mutants", *(["--postgresql"] if postgresql
+                                                             else [])]
+    with ThreadPoolExecutor(4) as pool:
+        stubs = pool.submit(progress.run_suites)
+        shown = {"answers": [], "notebooks": []}  # their output, printed once they end
+        answers = pool.submit(check_answers, metadata.ROOT, postgresql, shown["answers"].append)
+        notebooks = pool.submit(check_notebooks, metadata.ROOT, (
+            ": re-run the notebooks with `python -m workbook notebooks --execute` if the change "
+            "in their output is intended"), shown["notebooks"].append)
+        mutation = pool.submit(captured, mutants)
+        failures, stubs_report = stubs_step(*stubs.result(), postgresql)
+        print(f"== 2/4: {ANSWERS}", flush=True)
+        answers_report, problems = answers.result()
+        print("\n".join(shown["answers"]), flush=True)
+        failures += problems
+        if answers_report is not None and stubs_report is not None:
+            only = ({t["nodeid"] for t in stubs_report["tests"]}
+                    ^ {t["nodeid"] for t in answers_report["tests"]})
+            failures += [f"collected in one mode only: {n}" for n in sorted(only)]
+        print(f"== 3/4: {NOTEBOOKS}", flush=True)
+        failures += notebooks.result()
+        print("\n".join(shown["notebooks"]), flush=True)
+        print("== 4/4: the mutation check: each suite fails >= 90 % of the wrong answers",
+              flush=True)
+        if postgresql:
+            # The generated wrong answers compare suites with code, the same on any database:
+            # SQLite runs them. Here run those only row locks tell apart, and all must die.
+            print("on PostgreSQL: only the wrong answers that row locks tell apart "
+                  "(mutants.toml's database = \"postgresql\"); the rest run on SQLite")
+        code, output = mutation.result()
+        print(output.rstrip(), flush=True)
+    if code != 0:
+        failures.append(
+            "the mutation check failed: a suite lets too many wrong answers pass, or "
+            "mutants.toml is out of date (see the survivors and problems above)"
+        )
+
+    return summary(answers_report, failures, postgresql, "", (
+        f"On {braced(on)}: all {{passed}} graded tests fail on the stubs and pass on the reference "
+        "answers" + (" ({elsewhere} more need PostgreSQL and were skipped)"
+                     if not postgresql else "")
+        + "; learner mode never imported solutions/; the notebooks match their outputs"
+        + ("." if postgresql else "; every suite fails at least 90 % of the wrong answers.")))
+
+
+def stubs_step(code, stubs, output, postgresql):
+    """Step 1, from learner mode's run on the untouched stubs: (the problems, its report)."""
     print("== 1/4: the untouched stubs (learner mode): every graded test must fail", flush=True)
-    code, stubs, output = progress.run_suites()
-    print(output.rstrip().splitlines()[-1] if output.strip() else "(no output)")
+    print(output.rstrip().splitlines()[-1] if output.strip() else "(no output)", flush=True)
+    failures = []
     if stubs is None:
         failures.append("learner mode did not run:\n" + output)
     else:
@@ -146,44 +197,14 @@ def untouched_clone(on, postgresql):
         # Every learner file is its stub here: stubs.json lists files that are not.
         failures.append("workbook/stubs.json lists files that are not learner files: run "
                         "`python3 -m workbook stubs --update` and commit")
+    return failures, stubs
 
-    print(f"== 2/4: {ANSWERS}", flush=True)
-    tools.ensure_debian_packages()
-    tools.ensure_actionlint()
-    answers, problems = check_answers(metadata.ROOT, postgresql)
-    failures += problems
-    if answers is not None and stubs is not None:
-        only = {t["nodeid"] for t in stubs["tests"]} ^ {t["nodeid"] for t in answers["tests"]}
-        failures += [f"collected in one mode only: {n}" for n in sorted(only)]
 
-    print(f"== 3/4: {NOTEBOOKS}", flush=True)
-    failures += check_notebooks(
-        metadata.ROOT, ": re-run the notebooks with `python -m workbook notebooks --execute` "
-        "if the change in their output is intended")
-
-    print("== 4/4: the mutation check: each suite fails >= 90 % of the wrong answers",
-          flush=True)
-    if postgresql:
-        # The generated wrong answers compare suites with code, the same on any database:
-        # SQLite runs them. Here run those only row locks tell apart, and all must die.
-        print("on PostgreSQL: only the wrong answers that row locks tell apart "
-              "(mutants.toml's database = \"postgresql\"); the rest run on SQLite", flush=True)
-        code = subprocess.call([sys.executable, "-m", "workbook", "mutants", "--postgresql"],
-                               cwd=metadata.ROOT)
-    else:
-        code = subprocess.call([sys.executable, "-m", "workbook", "mutants"], cwd=metadata.ROOT)
-    if code != 0:
-        failures.append(
-            "the mutation check failed: a suite lets too many wrong answers pass, or "
-            "mutants.toml is out of date (see the survivors and problems above)"
-        )
-
-    return summary(answers, failures, postgresql, "", (
-        f"On {braced(on)}: all {{passed}} graded tests fail on the stubs and pass on the reference "
-        "answers" + (" ({elsewhere} more need PostgreSQL and were skipped)"
-                     if not postgresql else "")
-        + "; learner mode never imported solutions/; the notebooks match their outputs"
-        + ("." if postgresql else "; every suite fails at least 90 % of the wrong answers.")))
+def captured(command, env=None, cwd=None):
+    """(exit status, output) of COMMAND run in the workbook at CWD (this one by default)."""
+    done = subprocess.run(command, cwd=cwd or metadata.ROOT, env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return done.returncode, done.stdout
 
 
 # The workbook's own tests whose outcome can depend on the database: the others (grading a
@@ -191,45 +212,62 @@ def untouched_clone(on, postgresql):
 # run on SQLite whatever DATABASE_URL says, or touch no database, so SQLite's run proves them.
 ON_EVERY_DATABASE = ("workbook/tests/test_cli.py", "workbook/tests/test_demo.py",
                      "workbook/tests/test_workbook.py", "workbook/tests/test_failures.py")
-# The graded suites, the lessons' and the browser's: one pytest process, shown as it runs,
-# with the workbook's own tests but these (about half of the time), run in another beside it.
+# The graded suites, the lessons' and the browser's: one pytest process, with the workbook's
+# own tests but those of BESIDE, which run in processes of their own beside it, a group each
+# (groups of about the same CPU time: test_class mostly waits for its time limits).
 GRADED = ("exercises", "lessons", "workbook/browser_tests")
-BESIDE = ("workbook/tests/test_cli.py", "workbook/tests/test_loop.py",
-          "workbook/tests/test_mutants.py", "workbook/tests/test_workbook.py")
+BESIDE = {
+    "sqlite": (("workbook/tests/test_cli.py",),
+               ("workbook/tests/test_mutants.py", "workbook/tests/test_loop.py",
+                "workbook/tests/test_workbook.py"),
+               ("workbook/tests/test_class.py", "workbook/tests/test_workflow.py")),
+    "postgresql": (ON_EVERY_DATABASE[:1], ON_EVERY_DATABASE[1:]),
+}
 
 
-def check_answers(root, postgresql=False):
+def check_answers(root, postgresql=False, show=None):
     """Every suite with --solutions in the workbook at ROOT: (its report, the problems). On
     PostgreSQL the workbook's own tests are those that can tell the two databases apart.
 
-    Two pytest processes side by side, one core each: the graded suites with some of the
-    workbook's own tests (shown as they run), and the rest (shown when they end)."""
-    if postgresql:
-        first, second = GRADED, ON_EVERY_DATABASE
-    else:
-        first = (*GRADED, *(f"workbook/tests/{p.name}" for p in sorted(
-            (root / "workbook" / "tests").glob("test_*.py"))
-            if f"workbook/tests/{p.name}" not in BESIDE))
-        second = BESIDE
-    with ThreadPoolExecutor(1) as pool:
-        own = pool.submit(progress.run_suites, *second, solutions=True, quiet=True, cwd=root)
-        code, answers, _ = progress.run_suites(*first, solutions=True, quiet=False, cwd=root)
-        own_code, _, own_output = own.result()
-    print(f"the workbook's own tests, run beside them ({' '.join(second)}):")
-    print(own_output.rstrip(), flush=True)
+    The graded suites (shown as they run, or given to SHOW when they end) with some of the
+    workbook's own tests, and beside them the groups of BESIDE, a pytest process each (shown,
+    or given to SHOW, when they end). Their processes share the cores."""
+    live, show = show is None, show or print
+    beside = BESIDE["postgresql" if postgresql else "sqlite"]
+    first = GRADED if postgresql else (*GRADED, *(
+        f"workbook/tests/{p.name}" for p in sorted((root / "workbook" / "tests").glob("test_*.py"))
+        if not any(f"workbook/tests/{p.name}" in group for group in beside)))
+    with ThreadPoolExecutor(len(beside)) as pool:
+        own = [pool.submit(progress.run_suites, *group, solutions=True, quiet=True, cwd=root)
+               for group in beside]
+        code, answers, output = progress.run_suites(*first, solutions=True, quiet=not live,
+                                                    cwd=root)
+        own = [job.result() for job in own]
+    if not live:
+        show(output.rstrip())
     problems = [] if answers is not None and code == 0 else [f"pytest --solutions exited {code}"]
-    if own_code != 0:
-        problems.append(f"pytest --solutions exited {own_code} on the workbook's own tests")
+    for group, (own_code, _, own_output) in zip(beside, own):
+        show(f"the workbook's own tests, run beside them ({' '.join(group)}):")
+        show(own_output.rstrip())
+        if own_code != 0:
+            problems.append(f"pytest --solutions exited {own_code} on {' '.join(group)}")
+    sys.stdout.flush()
     if answers is not None:
         problems += _problems_with_metadata(answers)
     return answers, problems
 
 
-def check_notebooks(root, advice):
-    """nbval on the workbook at ROOT, its kernels importing that workbook: the problems."""
+def check_notebooks(root, advice, show=None):
+    """nbval on the workbook at ROOT, its kernels importing that workbook: the problems
+    (its output shown as it runs, or given to SHOW when it ends)."""
     env = None if root == metadata.ROOT else {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(root), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    code = subprocess.call([sys.executable, "-m", "pytest", *nbval()], cwd=root, env=env)
+    command = [sys.executable, "-m", "pytest", *nbval()]
+    if show is None:
+        code = subprocess.call(command, cwd=root, env=env)
+    else:
+        code, output = captured(command, env, root)
+        show(output.rstrip())
     return [f"nbval exited {code}{advice}"] if code != 0 else []
 
 

@@ -164,6 +164,30 @@ def test_a_transplant_the_suite_passes_is_a_problem(monkeypatch):
     assert any("transplant: copied" in p and "passes the suite" in p for p in outcome.problems)
 
 
+def test_an_equivalent_runs_only_when_asked_and_one_the_suite_kills_is_then_an_error(
+        monkeypatch):
+    """An [[equivalent]] entry leaves the count, so the check does not spend a run on it;
+    `--equivalent` runs it, and an entry the suite kills is out of date. On exercise 05, the
+    first wrong answer (one the suite kills) is listed as equivalent."""
+    exercise = metadata.find("5")
+    first = mutants.mutants_of(exercise, [])[1][0]
+    real = mutants.config(exercise)
+    monkeypatch.setattr(mutants, "config", lambda ex: {
+        **real, "equivalent": [*real.get("equivalent", []),
+                               {"mutant": first.id, "reason": "a test says so"}]})
+
+    quick = mutants.check(exercise, jobs=1, progress=lambda *a: None, every=12)
+    asked = mutants.check(exercise, jobs=1, progress=lambda *a: None, every=12,
+                          run_equivalent=True)
+
+    assert quick.mutants[0].id == first.id and quick.mutants[0].outcome == "not run"
+    assert quick.problems == [] and first.id not in {m.id for m in quick.counted}
+    assert asked.mutants[0].outcome == "killed"
+    assert asked.problems == [f"mutants.toml calls {first.id!r} equivalent, yet the suite kills "
+                              "it: remove it from [[equivalent]]"]
+    assert [m.outcome for m in quick.counted] == [m.outcome for m in asked.counted]
+
+
 # A message may quote the clock ("published between 17:30:51 and ..."): two runs differ there.
 MOMENT = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z)?")
 
@@ -175,34 +199,57 @@ def verdicts(outcome):
     }
 
 
-def test_warm_workers_judge_each_wrong_answer_as_fresh_processes_do():
-    """The warm forked workers only save imports: on exercise 01, each wrong answer of a
-    sample (every fifth: every kind of mutation, in a fifth of the time) gets the verdict
-    and the first failing test that a fresh pytest process gives it (and the reference
-    answer survives both, or check would report a problem)."""
-    exercise = metadata.find("1")
-
-    fresh = mutants.check(exercise, jobs=2, progress=lambda *a: None, fresh=True, every=5,
-                          selective=False)
-    warm = mutants.check(exercise, jobs=2, progress=lambda *a: None, every=5, selective=False)
-
-    assert fresh.problems == [] and warm.problems == []
-    assert len(warm.mutants) > 15
-    assert verdicts(warm) == verdicts(fresh)
+@pytest.fixture(scope="module")
+def whole_01():
+    """Exercise 01's wrong answers, a sample (every fifth: every kind of mutation, in a fifth
+    of the time), each run through the whole suite in the warm forked workers."""
+    return mutants.check(metadata.find("1"), jobs=2, progress=lambda *a: None, every=5,
+                         selective=False)
 
 
-def test_running_only_the_callers_of_what_changed_gives_the_whole_suite_s_verdicts():
-    """Each wrong answer runs only the tests that call a function it changed, the quickest
-    first: on a sample of exercise 01, every verdict is the one the whole suite gives in its
-    own order (the first failing test may differ, as the order does)."""
-    exercise = metadata.find("1")
+def test_warm_workers_judge_each_wrong_answer_as_fresh_processes_do(whole_01):
+    """The warm forked workers only save imports: on exercise 01's sample, each wrong answer
+    gets the verdict and the first failing test that a fresh pytest process gives it (and
+    the reference answer survives both, or check would report a problem)."""
+    fresh = mutants.check(whole_01.exercise, jobs=2, progress=lambda *a: None, fresh=True,
+                          every=5, selective=False)
 
-    whole = mutants.check(exercise, jobs=2, progress=lambda *a: None, every=5, selective=False)
-    chosen = mutants.check(exercise, jobs=2, progress=lambda *a: None, every=5)
+    assert fresh.problems == [] and whole_01.problems == []
+    assert len(whole_01.mutants) > 15
+    assert verdicts(whole_01) == verdicts(fresh)
 
-    assert whole.problems == [] and chosen.problems == []
+
+def test_running_only_the_callers_of_what_changed_gives_the_whole_suite_s_verdicts(whole_01):
+    """Each wrong answer runs only the tests that call a function it changed, those that
+    killed others first, then the quickest: on exercise 01's sample, every verdict is the one
+    the whole suite gives in its own order (the first failing test may differ, as the order
+    does)."""
+    chosen = mutants.check(whole_01.exercise, jobs=2, progress=lambda *a: None, every=5)
+
+    assert whole_01.problems == [] and chosen.problems == []
     assert sum(m.functions is not None for m in chosen.mutants) > 15
-    assert {m.id: m.outcome for m in chosen.mutants} == {m.id: m.outcome for m in whole.mutants}
+    assert ({m.id: m.outcome for m in chosen.mutants}
+            == {m.id: m.outcome for m in whole_01.mutants})
+
+
+def test_the_tests_likeliest_to_fail_a_wrong_answer_for_their_time_run_first():
+    """A run stops at its first failure: the tests run by the odds that they fail it for the
+    time they take, the odds learnt from the wrong answers of the same functions so far (of
+    any, for a test never run on those), then the quickest."""
+    calls = {"everyone": [], "tests": {"a": ["F"], "b": ["F"], "c": ["G"], "d": ["F", "G"]},
+             "seconds": {"a": 0.1, "b": 0.2, "c": 0.5, "d": 0.3}}
+    f, g = frozenset({"F"}), frozenset({"G"})
+    record = mutants.Record()
+
+    assert mutants.chosen_tests(calls, f, record) == ["a", "b", "d"]  # no odds yet: quickest
+    for _ in range(3):  # d fails three wrong answers of F; a and b ran before it each time
+        record.add(f, ["a", "b", "d"], "d")
+    assert mutants.chosen_tests(calls, f, record) == ["d", "a", "b"]
+    assert mutants.chosen_tests(calls, g, record) == ["d", "c"]  # d's odds on any: 4/5
+    record.add(g, ["d", "c"], "c")  # d passed one of G's, c failed it
+    assert mutants.chosen_tests(calls, g, record) == ["c", "d"]
+    record.add(g, ["c", "d"], None)  # a survivor: every test ran, none failed
+    assert record.odds(g, "c") == 2 / 4 and record.odds(g, "a") == 1 / 5
 
 
 BEFORE = """\
@@ -334,22 +381,28 @@ def ended(pid, seconds=5):
 def test_a_run_over_the_time_limit_is_a_timeout_and_leaves_nothing_running(
     tmp_path, monkeypatch
 ):
-    """A wrong answer that hangs is killed with what it started: the worker stays usable."""
-    monkeypatch.setattr(mutants, "TIMEOUT", 3)
+    """A wrong answer that hangs is killed with what it started: the worker stays usable.
+    The limit is the test's own: long enough for a run on a busy machine to reach the
+    hanging import, and the run after it is one quick test."""
+    monkeypatch.setattr(mutants, "TIMEOUT", 8)
     exercise = metadata.exercises()[0]
     copy = tmp_path / "workbook"
     shutil.copytree(metadata.ROOT, copy, ignore=mutants.NOT_COPIED)
     answer = {n: (exercise.solution_path / n).read_text() for n in exercise.learner_files}
     pid_file = tmp_path / "helper.pid"
     hangs = {**answer, "admin.py": SLOW_ADMIN.format(pid_file=str(pid_file))}
+    one_test = tmp_path / "one-test.json"
+    one_test.write_text(json.dumps([f"exercises/{exercise.folder}/test_basic_action.py::"
+                                    "test_make_published_is_offered_in_the_dropdown"]))
 
     with mutant_worker.Worker(copy, exercise.folder, mutants.TIMEOUT,
                               mutants._suite_env()) as worker:
         assert mutants._run(copy, exercise, hangs, worker) == (
-            "timeout", "the suite ran over 3 s"
+            "timeout", "the suite ran over 8 s"
         )
         assert ended(int(pid_file.read_text()))
-        assert mutants._run(copy, exercise, answer, worker) == ("survived", "")
+        assert mutants._run(copy, exercise, answer, worker, extra=(
+            "-p", "workbook.mutant_calls", f"--mutant-tests={one_test}")) == ("survived", "")
 
 
 def test_each_run_forked_after_the_collection_reads_the_files_as_they_are_now(tmp_path):
