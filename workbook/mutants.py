@@ -552,6 +552,13 @@ class Record:
 # Running the suite on each
 
 
+def made_of(exercise, database=None):
+    """(the reference answer as the tests see it, its wrong answers, the problems found in
+    making them): mutants_of's work, done once for both the order and the check."""
+    problems = []
+    return (*mutants_of(exercise, problems, database), problems)
+
+
 def _suite_env():
     """The environment of a suite's run: learner mode, and nothing that points Python back
     at the main tree."""
@@ -613,16 +620,16 @@ def _copies(tmp, exercise, jobs, fresh, stack):
 
 
 def check(exercise, jobs, progress=print, database=None, fresh=False, every=1,
-          selective=True, run_equivalent=False):
+          selective=True, run_equivalent=False, made=None):
     """Run every wrong answer of EXERCISE (or every EVERY-th, a sample for tests), JOBS at a
     time: in warm forked workers, or with FRESH in a new pytest process each (slower, the
     reference the workers are tested on). SELECTIVE: each runs only the tests that call a
     function it changed (mutant_calls); without, the whole suite, as the selection is
     tested against. Those listed as equivalent leave the count whatever they do, and survive
-    every test they run (a third of exercise 07's time): they run with RUN_EQUIVALENT only."""
-    problems = []
+    every test they run (a third of exercise 07's time): they run with RUN_EQUIVALENT only.
+    MADE: made_of(EXERCISE, DATABASE), if the caller already has it."""
     started = time.monotonic()
-    baseline, mutants = mutants_of(exercise, problems, database)
+    baseline, mutants, problems = made or made_of(exercise, database)
     mutants = mutants[::every]
     # A database's own wrong answers run only the tests that can tell them apart (each entry's
     # `tests`, a pytest -k expression), in fresh processes: a few runs, each of those tests.
@@ -752,7 +759,8 @@ def main(args):
     # the others a worker each.
     at_once = min(jobs, len(chosen)) or 1
     tty = sys.stdout.isatty() and at_once == 1
-    largest_first = sorted(chosen, key=lambda e: -len(mutants_of(e, [], database)[1]))
+    made = {exercise.folder: made_of(exercise, database) for exercise in chosen}
+    largest_first = sorted(chosen, key=lambda e: -len(made[e.folder][1]))
     with ThreadPoolExecutor(at_once) as pool:
         started = {}
         for exercise in largest_first:
@@ -764,7 +772,7 @@ def main(args):
             workers = jobs if exercise is largest_first[0] else 1
             started[exercise.folder] = pool.submit(
                 check, exercise, workers, progress, database, args.fresh,
-                run_equivalent=args.equivalent)
+                run_equivalent=args.equivalent, made=made[exercise.folder])
         for exercise in chosen:  # in the workbook's order, each once it has ended
             outcome = started[exercise.folder].result()
             if tty:

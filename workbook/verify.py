@@ -138,7 +138,8 @@ def untouched_clone(on, postgresql):
             ": re-run the notebooks with `python -m workbook notebooks --execute` if the change "
             "in their output is intended"), shown["notebooks"].append)
         mutation = pool.submit(captured, mutants)
-        failures, stubs_report = stubs_step(*stubs.result(), postgresql)
+        _, stubs_report, output = stubs.result()
+        failures = stubs_step(stubs_report, output, postgresql)
         print(f"== 2/4: {ANSWERS}", flush=True)
         answers_report, problems = answers.result()
         print("\n".join(shown["answers"]), flush=True)
@@ -173,8 +174,8 @@ def untouched_clone(on, postgresql):
         + ("." if postgresql else "; every suite fails at least 90 % of the wrong answers.")))
 
 
-def stubs_step(code, stubs, output, postgresql):
-    """Step 1, from learner mode's run on the untouched stubs: (the problems, its report)."""
+def stubs_step(stubs, output, postgresql):
+    """Step 1's problems, from learner mode's report and output on the untouched stubs."""
     print("== 1/4: the untouched stubs (learner mode): every graded test must fail", flush=True)
     print(output.rstrip().splitlines()[-1] if output.strip() else "(no output)", flush=True)
     failures = []
@@ -197,7 +198,7 @@ def stubs_step(code, stubs, output, postgresql):
         # Every learner file is its stub here: stubs.json lists files that are not.
         failures.append("workbook/stubs.json lists files that are not learner files: run "
                         "`python3 -m workbook stubs --update` and commit")
-    return failures, stubs
+    return failures
 
 
 def captured(command, env=None, cwd=None):
